@@ -1,0 +1,121 @@
+"""The one place that knows about NumPy versus CuPy.
+
+Every op asks this module for ``xp`` (the array module of its inputs) instead of calling
+``numpy`` on data directly, so the same code runs on the CPU and, through CuPy, on an
+NVIDIA GPU. Devices are the strings ``"cpu"`` and ``"gpu"``, as in lucid.
+
+CuPy can be installed (any wheel: cupy-cuda12x, cupy-cuda13x, ...) on a machine with no
+driver or no GPU; then ``import cupy`` works and the first array fails. So "is the GPU
+usable" is answered by actually making an array, once, and the answer is cached.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy
+
+try:  # CuPy is optional: the `gpu` extra.
+    import cupy
+except Exception as error:  # ImportError, or a broken CUDA install raising on import
+    cupy = None
+    _CUPY_IMPORT_ERROR: Exception | None = error
+else:
+    _CUPY_IMPORT_ERROR = None
+
+DEVICES = ("cpu", "gpu")
+
+
+@functools.cache
+def _gpu_status() -> tuple[bool, str]:
+    """(usable, reason): try CuPy for real, once."""
+    if cupy is None:
+        return False, (
+            f"CuPy is not importable ({_CUPY_IMPORT_ERROR}); install the gpu extra, "
+            "e.g. pip install 'minilucid-yolov4[gpu]' or a cupy-cudaXXx wheel matching your CUDA"
+        )
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            return False, "CuPy is installed but no NVIDIA GPU is visible"
+        (cupy.arange(4, dtype=cupy.float32) * 2).sum().item()
+    except Exception as error:
+        return False, f"CuPy is installed but the GPU is not usable: {error}"
+    return True, f"CuPy {cupy.__version__} on {count} GPU(s)"
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and a GPU really runs a kernel."""
+    return _gpu_status()[0]
+
+
+def gpu_status() -> str:
+    """One line saying whether the GPU is usable, and why not if it is not."""
+    return _gpu_status()[1]
+
+
+def check_device(device: str) -> str:
+    """Validate a device string; asking for ``"gpu"`` without one is a clear error."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "gpu" and not gpu_available():
+        raise RuntimeError(f"device 'gpu' was requested but is not available: {gpu_status()}")
+    return device
+
+
+def is_gpu_array(array: Any) -> bool:
+    """True for a CuPy ndarray."""
+    return cupy is not None and isinstance(array, cupy.ndarray)
+
+
+def get_array_module(*arrays: Any):
+    """``cupy`` if any argument is a CuPy array, else ``numpy`` (as DeZero and Chainer do)."""
+    if cupy is not None and any(isinstance(a, cupy.ndarray) for a in arrays):
+        return cupy
+    return numpy
+
+
+def device_of(array: Any) -> str:
+    """``"gpu"`` for a CuPy array, ``"cpu"`` for anything else."""
+    return "gpu" if is_gpu_array(array) else "cpu"
+
+
+def xp_for(device: str):
+    """The array module that holds data on ``device``."""
+    return cupy if check_device(device) == "gpu" else numpy
+
+
+def as_numpy(array: Any) -> numpy.ndarray:
+    """A NumPy array with the same values (a copy from the GPU, or the array itself)."""
+    if is_gpu_array(array):
+        return cupy.asnumpy(array)
+    return numpy.asarray(array)
+
+
+def as_cupy(array: Any):
+    """A CuPy array with the same values; a clear error when there is no usable GPU."""
+    check_device("gpu")
+    return cupy.asarray(array)
+
+
+def to_device(array: Any, device: str):
+    """Move ``array`` to ``device``; returns the array itself when it is already there."""
+    return as_cupy(array) if check_device(device) == "gpu" else as_numpy(array)
+
+
+def as_strided(array: Any, shape: tuple[int, ...], strides: tuple[int, ...]):
+    """A strided view of ``array`` (NumPy's or CuPy's ``as_strided``); writes are not allowed."""
+    if is_gpu_array(array):
+        return cupy.lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
+    return numpy.lib.stride_tricks.as_strided(array, shape=shape, strides=strides, writeable=False)
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` with repeated indices summed (``numpy.add.at``), in place."""
+    if is_gpu_array(target):
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        numpy.add.at(target, index, values)

@@ -1,0 +1,50 @@
+"""``minilucid.nn``: Modules, Parameters and layers (lucid's names); functions in ``functional``."""
+
+from minilucid.nn import functional
+from minilucid.nn.layers import (
+    AdaptiveAvgPool2d,
+    BatchNorm2d,
+    BCELoss,
+    BCEWithLogitsLoss,
+    Conv2d,
+    DropBlock2d,
+    Dropout,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    Mish,
+    MSELoss,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Tanh,
+    Upsample,
+)
+from minilucid.nn.module import Identity, Module, ModuleDict, ModuleList, Parameter, Sequential
+
+__all__ = [
+    "AdaptiveAvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BatchNorm2d",
+    "Conv2d",
+    "DropBlock2d",
+    "Dropout",
+    "Identity",
+    "LeakyReLU",
+    "Linear",
+    "MSELoss",
+    "MaxPool2d",
+    "Mish",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "Parameter",
+    "ReLU",
+    "SiLU",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "Upsample",
+    "functional",
+]

@@ -1,0 +1,44 @@
+"""``minilucid.nn.functional``: the layer operations as functions (lucid's lower-case names)."""
+
+from minilucid.nn.functional.activation import (
+    leaky_relu,
+    mish,
+    relu,
+    sigmoid,
+    silu,
+    softplus,
+    tanh,
+)
+from minilucid.nn.functional.conv import col2im, conv2d, im2col, linear
+from minilucid.nn.functional.dropout import drop_block, dropout, one_hot
+from minilucid.nn.functional.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    mse_loss,
+)
+from minilucid.nn.functional.norm import batch_norm
+from minilucid.nn.functional.pool import adaptive_avg_pool2d, interpolate, max_pool2d
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "col2im",
+    "conv2d",
+    "drop_block",
+    "dropout",
+    "im2col",
+    "interpolate",
+    "leaky_relu",
+    "linear",
+    "max_pool2d",
+    "mish",
+    "mse_loss",
+    "one_hot",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softplus",
+    "tanh",
+]

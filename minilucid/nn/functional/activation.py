@@ -1,0 +1,123 @@
+"""Activations: ReLU, LeakyReLU, Mish, SiLU, and sigmoid/tanh/softplus from ``ops``.
+
+Each saves only its input (which the graph holds anyway) and rebuilds what it needs in
+backward, so an activation adds no memory to a training step.
+
+Mish(x) = x * tanh(softplus(x)). With e = exp(x) and n = e * (e + 2),
+tanh(softplus(x)) = n / (n + 2): one exponential, no log. For x >= 20 the ratio is 1 to
+float precision, so x is clipped at 20 before the exponential, which also keeps e * e far
+from overflow. The derivative is t + x * 4 e (e + 1) / (n + 2)^2 with t = n / (n + 2); for very
+negative x every term goes to 0 and nothing becomes NaN.
+"""
+
+from __future__ import annotations
+
+from minilucid.autograd import Function
+from minilucid.backend import get_array_module
+from minilucid.ops import sigmoid, softplus, stable_sigmoid, tanh  # noqa: F401  (re-exported here)
+from minilucid.tensor import Tensor
+
+MISH_CLIP = 20.0  # tanh(softplus(20)) == 1 - 8.5e-18: exactly 1 in float32 and float64
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).maximum(x, 0)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return gy * (x > 0)
+
+
+class LeakyReLU(Function):
+    """max(x, slope * x), which for 0 <= slope <= 1 is x where x > 0 and slope * x elsewhere.
+
+    Written with ``maximum`` rather than ``where``: NumPy's ``where`` over three full arrays
+    is over ten times slower (see docs/performance.md).
+    """
+
+    def __init__(self, slope: float) -> None:
+        self.slope = slope
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        y = x * self.slope
+        get_array_module(x).maximum(x, y, out=y)
+        return y
+
+    def backward(self, gy):
+        (x,) = self.saved
+        scale = (x > 0).astype(gy.dtype)  # 1 where x > 0, slope elsewhere
+        scale *= 1 - self.slope
+        scale += self.slope
+        scale *= gy
+        return scale
+
+
+def _mish_parts(x):
+    """(e, n) with e = exp(min(x, 20)), n = e * (e + 2)."""
+    xp = get_array_module(x)
+    e = xp.exp(xp.minimum(x, MISH_CLIP))
+    n = e + 2
+    n *= e
+    return e, n
+
+
+class Mish(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        _, n = _mish_parts(x)
+        y = n + 2  # y = x * n / (n + 2), built in place
+        xp = get_array_module(x)
+        xp.divide(n, y, out=y)
+        y *= x
+        return y
+
+    def backward(self, gy):
+        (x,) = self.saved
+        e, n = _mish_parts(x)
+        denominator = n + 2
+        t = n / denominator  # tanh(softplus(x))
+        denominator *= denominator
+        slope = e + 1  # 4 e (e + 1) / (n + 2)^2
+        slope *= e
+        slope *= 4
+        slope /= denominator
+        slope *= x
+        slope += t
+        slope *= gy
+        return slope
+
+
+class SiLU(Function):
+    def forward(self, x):
+        s = stable_sigmoid(x)
+        self.save_for_backward(x, s)
+        return x * s
+
+    def backward(self, gy):
+        x, s = self.saved
+        return gy * s * (1 + x * (1 - s))
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return ReLU()(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise (YOLOv4's neck uses 0.1); slope in [0, 1]."""
+    if not 0 <= negative_slope <= 1:
+        raise ValueError(f"leaky_relu: negative_slope must be in [0, 1], got {negative_slope}")
+    return LeakyReLU(negative_slope)(x)
+
+
+def mish(x: Tensor) -> Tensor:
+    """x * tanh(softplus(x)), with one exponential and a gradient finite everywhere."""
+    return Mish()(x)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return SiLU()(x)

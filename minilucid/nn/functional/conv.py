@@ -1,0 +1,168 @@
+"""2-D convolution as im2col + one matrix product (and linear layers).
+
+Shapes: x (N, C, H, W), weight (O, C, KH, KW), y (N, O, OH, OW), L = OH * OW.
+
+im2col turns every KHxKW window of the padded input into a column, so the convolution is
+one BLAS product ``weight (O, C*KH*KW) @ cols (N, C*KH*KW, L)``. The columns come from a
+strided *view* of the input (no Python loop over pixels) copied once into contiguous
+memory, ordered (C, KH, KW) to match the weight and (OH, OW) so the product lands straight
+in NCHW. A 1x1 stride-1 convolution needs no columns: x itself, reshaped, is the matrix.
+
+Backward: d weight = gy @ cols^T (a matrix product); d cols = weight^T @ gy, and col2im
+adds each column back onto the window it came from. The columns are rebuilt in backward
+rather than kept, because they are KH*KW times the size of the input.
+"""
+
+from __future__ import annotations
+
+from minilucid import backend
+from minilucid.autograd import Function
+from minilucid.backend import get_array_module
+from minilucid.ops import matmul, transpose
+from minilucid.tensor import Tensor
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Length of the output along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def pad2d(x, padding: int, value: float = 0.0):
+    """x (N, C, H, W) with ``padding`` rows/columns of ``value`` on every side."""
+    if padding == 0:
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    out = xp.full((n, c, h + 2 * padding, w + 2 * padding), value, dtype=x.dtype)
+    out[:, :, padding : padding + h, padding : padding + w] = x
+    return out
+
+
+def window_view(x_padded, kernel: tuple[int, int], stride: int, out_hw: tuple[int, int]):
+    """A read-only strided view (N, C, KH, KW, OH, OW) of every window; no copy."""
+    n, c = x_padded.shape[:2]
+    sn, sc, sh, sw = x_padded.strides
+    shape = (n, c, kernel[0], kernel[1], out_hw[0], out_hw[1])
+    strides = (sn, sc, sh, sw, sh * stride, sw * stride)
+    return backend.as_strided(x_padded, shape, strides)
+
+
+def im2col(x, kernel: tuple[int, int], stride: int, padding: int):
+    """Columns (N, C*KH*KW, OH*OW) of x (N, C, H, W): one contiguous copy of a window view."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    oh = output_size(h, kernel[0], stride, padding)
+    ow = output_size(w, kernel[1], stride, padding)
+    view = window_view(pad2d(x, padding), kernel, stride, (oh, ow))
+    return xp.ascontiguousarray(view).reshape(n, c * kernel[0] * kernel[1], oh * ow)
+
+
+def col2im(cols, input_shape, kernel: tuple[int, int], stride: int, padding: int):
+    """The adjoint of im2col: add every column back onto its window; returns (N, C, H, W)."""
+    xp = get_array_module(cols)
+    n, c, h, w = input_shape
+    kh, kw = kernel
+    oh = output_size(h, kh, stride, padding)
+    ow = output_size(w, kw, stride, padding)
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    padded = xp.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    for i in range(kh):  # KH*KW strided adds, each over a whole (N, C, OH, OW) block
+        for j in range(kw):
+            padded[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[
+                :, :, i, j
+            ]
+    return padded[:, :, padding : padding + h, padding : padding + w]
+
+
+class Conv2d(Function):
+    def __init__(self, stride: int, padding: int) -> None:
+        self.stride, self.padding = stride, padding
+
+    def _columns(self, x, kernel):
+        if kernel == (1, 1) and self.stride == 1 and self.padding == 0:
+            return x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, H*W): already the matrix
+        return im2col(x, kernel, self.stride, self.padding)
+
+    def forward(self, x, weight, bias=None):
+        n, _, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        self.save_for_backward(x, weight)
+        cols = self._columns(x, (kh, kw))  # (N, C*KH*KW, L)
+        y = weight.reshape(o, -1) @ cols  # (N, O, L)
+        if bias is not None:
+            y += bias.reshape(1, o, 1)
+        oh = output_size(h, kh, self.stride, self.padding)
+        ow = output_size(w, kw, self.stride, self.padding)
+        return y.reshape(n, o, oh, ow)
+
+    def backward(self, gy):
+        x, weight = self.saved
+        n, o = gy.shape[:2]
+        kernel = weight.shape[2:]
+        gy = gy.reshape(n, o, -1)  # (N, O, L)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gcols = weight.reshape(o, -1).T @ gy  # (N, C*KH*KW, L)
+            if kernel == (1, 1) and self.stride == 1 and self.padding == 0:
+                gx = gcols.reshape(x.shape)
+            else:
+                gx = col2im(gcols, x.shape, kernel, self.stride, self.padding)
+        if self.needs_input_grad[1]:
+            cols = self._columns(x, kernel)
+            gw = (gy @ cols.swapaxes(1, 2)).sum(axis=0).reshape(weight.shape)  # (O, C*KH*KW)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            gb = gy.sum(axis=(0, 2))
+        return (gx, gw, gb)[: len(self.needs_input_grad)]
+
+
+def _padding_amount(padding, kernel: tuple[int, int]) -> int:
+    if padding == "same":
+        if kernel[0] != kernel[1] or kernel[0] % 2 == 0:
+            raise ValueError(f"padding='same' needs a square, odd kernel, got {kernel}")
+        return kernel[0] // 2
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be a non-negative int or 'same', got {padding!r}")
+    return padding
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding=0
+) -> Tensor:
+    """2-D cross-correlation of x (N, C, H, W) with weight (O, C, KH, KW).
+
+    ``padding`` is an int or ``"same"`` (k // 2 zeros, darknet's ``pad=1``; with stride 1 the
+    output keeps the input's size).
+    """
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects input of shape (N, C, H, W), got {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d expects weight of shape (O, C, KH, KW), got {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"conv2d: input has {x.shape[1]} channels but the weight {weight.shape} expects "
+            f"{weight.shape[1]}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"conv2d: stride must be a positive int, got {stride!r}")
+    pad = _padding_amount(padding, weight.shape[2:])
+    h, w = x.shape[2:]
+    if (
+        output_size(h, weight.shape[2], stride, pad) < 1
+        or output_size(w, weight.shape[3], stride, pad) < 1
+    ):
+        raise ValueError(f"conv2d: input {x.shape} is smaller than the kernel {weight.shape[2:]}")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d(stride, pad)(*inputs)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, with weight (out_features, in_features)."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input has {x.shape[-1]} features but the weight {weight.shape} expects "
+            f"{weight.shape[1]}"
+        )
+    y = matmul(x, transpose(weight))
+    return y if bias is None else y + bias

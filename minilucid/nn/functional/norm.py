@@ -1,0 +1,127 @@
+"""Batch normalization (Ioffe & Szegedy), with PyTorch's eps 1e-5 and momentum 0.1.
+
+Shapes: x (N, C, ...) with channels on axis 1; statistics are per channel, over every
+other axis; M = the number of values per channel.
+
+Train mode normalizes with the batch's mean and biased variance and moves the running
+statistics toward the batch's (the running variance uses the unbiased estimate, as PyTorch
+does). Eval mode is then an affine map per channel.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minilucid.autograd import Function
+from minilucid.backend import get_array_module
+from minilucid.tensor import Tensor
+
+
+def _channel_shape(x) -> tuple[int, ...]:
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)  # broadcasts a (C,) vector over x
+
+
+def _reduce_axes(x) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, x.ndim))
+
+
+class BatchNormTrain(Function):
+    """Normalize with batch statistics; updates the running statistics in place."""
+
+    def __init__(self, running_mean, running_var, momentum: float, eps: float) -> None:
+        self.running_mean, self.running_var = running_mean, running_var
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x, weight, bias):
+        axes, shape = _reduce_axes(x), _channel_shape(x)
+        count = x.size // x.shape[1]
+        mean = x.mean(axis=axes)
+        centered = x - mean.reshape(shape)
+        var = (centered * centered).mean(axis=axes)
+        inv_std = 1 / get_array_module(x).sqrt(var + self.eps)
+        if self.running_mean is not None:
+            m = self.momentum
+            unbiased = var * (count / max(count - 1, 1))
+            self.running_mean *= 1 - m
+            self.running_mean += m * mean.astype(self.running_mean.dtype)
+            self.running_var *= 1 - m
+            self.running_var += m * unbiased.astype(self.running_var.dtype)
+        self.save_for_backward(x, mean, inv_std, weight)
+        centered *= (inv_std * weight).reshape(shape)
+        centered += bias.reshape(shape)
+        return centered
+
+    def backward(self, gy):
+        x, mean, inv_std, weight = self.saved
+        axes, shape = _reduce_axes(x), _channel_shape(x)
+        x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)  # rebuilt, not kept
+        g_bias = gy.sum(axis=axes)
+        g_weight = (gy * x_hat).sum(axis=axes)
+        count = x.size // x.shape[1]
+        # d x = gamma * inv_std * (gy - mean(gy) - x_hat * mean(gy * x_hat))
+        scale = (weight * inv_std).reshape(shape)
+        gx = gy - (g_bias / count).reshape(shape) - x_hat * (g_weight / count).reshape(shape)
+        gx *= scale
+        return gx, g_weight, g_bias
+
+
+class BatchNormEval(Function):
+    """Normalize with the running statistics: y = x * scale + shift per channel."""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def forward(self, x, running_mean, running_var, weight, bias):
+        shape = _channel_shape(x)
+        inv_std = 1 / get_array_module(x).sqrt(running_var + self.eps)
+        scale = weight * inv_std
+        self.save_for_backward(x, running_mean, inv_std, scale)
+        return x * scale.reshape(shape) + (bias - running_mean * scale).reshape(shape)
+
+    def backward(self, gy):
+        x, running_mean, inv_std, scale = self.saved
+        axes, shape = _reduce_axes(x), _channel_shape(x)
+        g_weight = None
+        if self.needs_input_grad[3]:
+            g_weight = (gy * (x - running_mean.reshape(shape))).sum(axis=axes) * inv_std
+        g_bias = gy.sum(axis=axes) if self.needs_input_grad[4] else None
+        return gy * scale.reshape(shape), None, None, g_weight, g_bias
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean,
+    running_var,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization over axis 1 of x (N, C, ...), PyTorch's signature.
+
+    ``running_mean`` and ``running_var`` are (C,) arrays or Tensors (or None in training to
+    keep no statistics); in training they are updated in place.
+    """
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.shape}")
+    channels = x.shape[1]
+    xp = get_array_module(x.data)
+    weight = weight if weight is not None else Tensor._from_array(xp.ones(channels, x.dtype))
+    bias = bias if bias is not None else Tensor._from_array(xp.zeros(channels, x.dtype))
+    if weight.shape != (channels,) or bias.shape != (channels,):
+        raise ValueError(
+            f"batch_norm: input has {channels} channels but weight/bias have shapes "
+            f"{weight.shape}/{bias.shape}"
+        )
+    raw = [s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var)]
+    if training:
+        if math.prod(x.shape) // channels < 2:
+            raise ValueError(
+                f"batch_norm in training needs more than one value per channel, got {x.shape}"
+            )
+        return BatchNormTrain(raw[0], raw[1], momentum, eps)(x, weight, bias)
+    if raw[0] is None or raw[1] is None:
+        raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+    stats = [Tensor._from_array(a) for a in raw]
+    return BatchNormEval(eps)(x, stats[0], stats[1], weight, bias)
