@@ -1,0 +1,73 @@
+import os
+
+import numpy as np
+import pytest
+
+import minilucid as lucid
+from minilucid import nn
+from tests.conftest import DEVICES
+
+
+def test_nested_round_trip(tmp_path):
+    state = {
+        "model": {"conv.weight": np.arange(6, dtype=np.float32).reshape(2, 3)},
+        "epoch": 7,
+        "lr": 0.01,
+        "name": "yolov4",
+        "flags": [True, False],
+        "groups": [{"lr": 0.1, "params": [0, 1]}],
+        "skipped": None,
+    }
+    lucid.save(state, tmp_path / "ckpt.npz")
+    back = lucid.load(tmp_path / "ckpt.npz")
+    np.testing.assert_array_equal(back["model"]["conv.weight"], state["model"]["conv.weight"])
+    assert back["model"]["conv.weight"].dtype == np.float32
+    assert back["epoch"] == 7 and back["lr"] == 0.01 and back["name"] == "yolov4"
+    assert back["flags"] == [True, False]
+    assert back["groups"][0]["lr"] == 0.1
+    np.testing.assert_array_equal(back["groups"][0]["params"], [0, 1])
+    assert "skipped" not in back
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_model_round_trip_without_moving_the_model(tmp_path, device):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).to(device)
+    weight = model[0].weight
+    lucid.save(model.state_dict(), tmp_path / "model.npz")
+    assert weight.device == device and model[0].weight is weight  # saving changed nothing
+    fresh = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    fresh.load_state_dict(lucid.load(tmp_path / "model.npz"))
+    for (name, a), (_, b) in zip(
+        model.state_dict().items(), fresh.state_dict().items(), strict=True
+    ):
+        np.testing.assert_array_equal(lucid.backend.as_numpy(a), b, err_msg=name)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    lucid.save({"a": np.ones(3)}, path)
+    with pytest.raises(TypeError, match="needs pickle"):
+        lucid.save({"a": np.ones(3), "b": object()}, path)
+    np.testing.assert_array_equal(lucid.load(path)["a"], np.ones(3))
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_files_that_are_not_archives_get_a_clear_error(tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"this is not a zip file at all")
+    with pytest.raises(ValueError, match="is not a valid .npz archive"):
+        lucid.load(garbage)
+    truncated = tmp_path / "truncated.npz"
+    lucid.save({"a": np.ones(1000)}, tmp_path / "full.npz")
+    truncated.write_bytes((tmp_path / "full.npz").read_bytes()[:300])
+    with pytest.raises(ValueError, match="is not a valid .npz archive"):
+        lucid.load(truncated)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        lucid.load(tmp_path / "missing.npz")
+
+
+def test_pickled_content_is_refused(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, evil=np.array([{"a": 1}], dtype=object))  # an object array needs pickle
+    with pytest.raises(ValueError, match="is not a valid .npz archive"):
+        lucid.load(path)
