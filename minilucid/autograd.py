@@ -97,7 +97,8 @@ class Function:
 
     def __call__(self, *inputs: Any):
         from_array = Tensor._from_array
-        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        # Raw inputs (numbers, arrays) join as constants and stay on the device they are on.
+        inputs = tuple(x if isinstance(x, Tensor) else from_array(as_array(x)) for x in inputs)
         device = inputs[0].device
         for x in inputs[1:]:
             if x.device != device:
@@ -201,4 +202,4 @@ def _accumulate_into_leaf(x: Tensor, grad: Any) -> None:
     x.grad = grad if x.grad is None else x.grad + grad
 
 
-from minilucid.tensor import Tensor  # noqa: E402  (Tensor and Function refer to each other)
+from minilucid.tensor import Tensor, as_array  # noqa: E402  (Tensor and Function refer to each other)

@@ -7,6 +7,7 @@ Arrays are NumPy or CuPy; every op takes ``xp`` from its inputs.
 from __future__ import annotations
 
 import builtins
+import itertools
 import math
 from typing import Any
 
@@ -25,7 +26,7 @@ def _tensor_like(value: Any, like: Tensor) -> Tensor:
     """
     if isinstance(value, Tensor):
         return value
-    is_number = isinstance(value, (int, float, bool)) and not isinstance(value, bool)
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     dtype = like.dtype if is_number and like.dtype.kind == "f" else None
     return Tensor._from_array(as_array(value, dtype, like.device))
 
@@ -501,13 +502,16 @@ def _is_basic_index(index: Any) -> bool:
     return builtins.all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
 
 
-def raw_index(index: Any) -> Any:
-    """An index with Tensors replaced by their arrays."""
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, tuple):
-        return tuple(p.data if isinstance(p, Tensor) else p for p in index)
-    return index
+def raw_index(index: Any, device: str | None = None) -> Any:
+    """An index with Tensors replaced by their arrays, and index arrays moved to ``device``."""
+
+    def raw(part: Any) -> Any:
+        part = part.data if isinstance(part, Tensor) else part
+        if device is not None and hasattr(part, "shape") and backend.device_of(part) != device:
+            part = backend.to_device(part, device)
+        return part
+
+    return tuple(raw(p) for p in index) if isinstance(index, tuple) else raw(index)
 
 
 class GetItem(Function):
@@ -540,9 +544,8 @@ class Concatenate(Function):
         return get_array_module(*xs).concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        offsets = [int(v) for v in xp.cumsum(xp.asarray(self.sizes[:-1])).tolist()]
-        return tuple(xp.split(gy, offsets, axis=self.axis))
+        offsets = list(itertools.accumulate(self.sizes[:-1]))
+        return tuple(get_array_module(gy).split(gy, offsets, axis=self.axis))
 
 
 class Split(Function):
@@ -613,7 +616,7 @@ def expand_dims(x, axis: int) -> Tensor:
 
 def getitem(x, index) -> Tensor:
     """x[index] with a gradient."""
-    return GetItem(raw_index(index))(x)
+    return GetItem(raw_index(index, x.device))(x)
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:

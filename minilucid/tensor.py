@@ -245,7 +245,7 @@ class Tensor:
                 "in-place assignment into a tensor that requires grad would break backward; "
                 "build a new tensor (e.g. with where) or assign under no_grad()"
             )
-        self.data[_ops.raw_index(index)] = as_array(value, self.dtype, self.device)
+        self.data[_ops.raw_index(index, self.device)] = as_array(value, self.dtype, self.device)
 
     # ------------------------------------------------------------------ methods
     def reshape(self, *shape):
