@@ -20,9 +20,7 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def interleaved_medians(
-    cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
-) -> dict[str, float]:
+def interleaved_medians(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
     """Median seconds of each callable, run in turn (ABAB...) so drift hits all alike."""
     for _ in range(warmup):
         for run in cases.values():

@@ -63,9 +63,7 @@ ACTIVATION_SHAPES = [(1, 32, 416, 416), (1, 64, 208, 208), (1, 128, 104, 104), (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
@@ -174,15 +172,11 @@ def main() -> None:
 
             rm, rv = cupy.asarray(rm), cupy.asarray(rv)
         label = "x".join(map(str, shape))
-        rows.append(
-            row(f"mish {label}", timed(lambda: F.mish(x), lambda: torch.nn.functional.mish(tx)))
-        )
+        rows.append(row(f"mish {label}", timed(lambda: F.mish(x), lambda: torch.nn.functional.mish(tx))))
         rows.append(
             row(
                 f"leaky_relu {label}",
-                timed(
-                    lambda: F.leaky_relu(x, 0.1), lambda: torch.nn.functional.leaky_relu(tx, 0.1)
-                ),
+                timed(lambda: F.leaky_relu(x, 0.1), lambda: torch.nn.functional.leaky_relu(tx, 0.1)),
             )
         )
         rows.append(
@@ -212,10 +206,7 @@ def main() -> None:
 
     text = "\n\n".join(f"### {title}\n\n{markdown_table(header, body)}" for title, body in sections)
     print()
-    print(
-        f"minilucid {device} vs PyTorch {torch_device}, {args.threads} threads, "
-        f"median of {args.repeats}"
-    )
+    print(f"minilucid {device} vs PyTorch {torch_device}, {args.threads} threads, median of {args.repeats}")
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")

@@ -72,9 +72,7 @@ def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
         return grad
     extra = grad.ndim - len(shape)
     # Axes that broadcasting added in front, and axes that were 1 and got stretched.
-    axes = tuple(range(extra)) + tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
-    )
+    axes = tuple(range(extra)) + tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
     return grad.sum(axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)
 
 

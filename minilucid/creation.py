@@ -21,9 +21,7 @@ def _make(array: Any, requires_grad: bool) -> Tensor:
     return Tensor._from_array(array, requires_grad)
 
 
-def tensor(
-    data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu"
-) -> Tensor:
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu") -> Tensor:
     """A new tensor from a number, list, array or tensor."""
     return Tensor(data, requires_grad, dtype, device)
 
@@ -57,21 +55,15 @@ def full(
 
 def zeros_like(x, dtype: Any = None, requires_grad: bool = False, device: str | None = None):
     """Zeros with the shape (and dtype, device) of ``x``."""
-    return zeros(
-        x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device or _device(x)
-    )
+    return zeros(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device or _device(x))
 
 
 def ones_like(x, dtype: Any = None, requires_grad: bool = False, device: str | None = None):
     """Ones with the shape (and dtype, device) of ``x``."""
-    return ones(
-        x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device or _device(x)
-    )
+    return ones(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device or _device(x))
 
 
-def full_like(
-    x, fill_value: float, dtype: Any = None, requires_grad: bool = False, device: str | None = None
-):
+def full_like(x, fill_value: float, dtype: Any = None, requires_grad: bool = False, device: str | None = None):
     """``fill_value`` with the shape (and dtype, device) of ``x``."""
     return full(
         x.shape,

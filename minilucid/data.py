@@ -32,9 +32,7 @@ class TensorDataset(Dataset):
     def __init__(self, *arrays: Any) -> None:
         lengths = {len(a) for a in arrays}
         if len(lengths) != 1:
-            raise ValueError(
-                f"TensorDataset needs arrays of one length, got lengths {sorted(lengths)}"
-            )
+            raise ValueError(f"TensorDataset needs arrays of one length, got lengths {sorted(lengths)}")
         self.arrays = [a.data if isinstance(a, Tensor) else numpy.asarray(a) for a in arrays]
 
     def __getitem__(self, index: int) -> tuple:
@@ -96,11 +94,7 @@ class DataLoader:
         n = len(self.dataset)
         if not self.shuffle:
             return numpy.arange(n)
-        rng = (
-            numpy.random.default_rng([self.seed, epoch])
-            if self.seed is not None
-            else random.generator()
-        )
+        rng = numpy.random.default_rng([self.seed, epoch]) if self.seed is not None else random.generator()
         return rng.permutation(n)
 
     def __iter__(self) -> Iterator[Any]:

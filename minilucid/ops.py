@@ -417,11 +417,7 @@ class Extreme(Function):
         self.axes = _normalize_axis(self.axis, x.ndim)
         y = getattr(x, self.kind)(axis=self.axes, keepdims=True)
         self.save_for_backward(x == y)
-        return (
-            y
-            if self.keepdims
-            else y.reshape([n for i, n in enumerate(y.shape) if i not in self.axes])
-        )
+        return y if self.keepdims else y.reshape([n for i, n in enumerate(y.shape) if i not in self.axes])
 
     def backward(self, gy):
         (is_extreme,) = self.saved
@@ -629,9 +625,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
-    return concatenate(
-        [expand_dims(t if isinstance(t, Tensor) else Tensor(t), axis) for t in tensors], axis
-    )
+    return concatenate([expand_dims(t if isinstance(t, Tensor) else Tensor(t), axis) for t in tensors], axis)
 
 
 def split(x, indices_or_sections, axis: int = 0) -> tuple[Tensor, ...]:

@@ -59,16 +59,12 @@ def _make(array: numpy.ndarray, dtype: Any, requires_grad: bool, device: str) ->
     return Tensor(array.astype(dtype, copy=False), requires_grad, device=device)
 
 
-def rand(
-    *shape, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False, device: str = "cpu"
-) -> Tensor:
+def rand(*shape, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False, device: str = "cpu") -> Tensor:
     """Uniform samples in [0, 1)."""
     return _make(_generator.random(_shape(shape)), dtype, requires_grad, device)
 
 
-def randn(
-    *shape, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False, device: str = "cpu"
-) -> Tensor:
+def randn(*shape, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False, device: str = "cpu") -> Tensor:
     """Standard normal samples."""
     return _make(_generator.standard_normal(_shape(shape)), dtype, requires_grad, device)
 

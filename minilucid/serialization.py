@@ -27,9 +27,7 @@ def _flatten(value: Any, prefix: str, out: dict[str, numpy.ndarray]) -> None:
         for key, item in value.items():
             key = str(key)
             if SEPARATOR in key or key.startswith("["):
-                raise ValueError(
-                    f"save: key {key!r} may not contain {SEPARATOR!r} or start with '['"
-                )
+                raise ValueError(f"save: key {key!r} may not contain {SEPARATOR!r} or start with '['")
             _flatten(item, f"{prefix}{SEPARATOR}{key}" if prefix else key, out)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
@@ -95,7 +93,5 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
                 raise ValueError("it holds a single array, not a .npz archive of named arrays")
             flat = {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise ValueError(
-            f"load: {path!r} is not a valid .npz archive written by save(): {error}"
-        ) from error
+        raise ValueError(f"load: {path!r} is not a valid .npz archive written by save(): {error}") from error
     return _unflatten(flat)

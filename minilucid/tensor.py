@@ -46,9 +46,7 @@ class Tensor:
 
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
 
-    def __init__(
-        self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu"
-    ) -> None:
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu") -> None:
         backend.check_device(device)
         self.data = as_array(data, dtype, device)
         self.requires_grad = bool(requires_grad)

@@ -18,9 +18,7 @@ from minilucid.autograd import no_grad
 from minilucid.tensor import Tensor
 
 
-def numerical_gradient(
-    f: Callable[..., Tensor], inputs: list[Tensor], weights: Any, eps: float
-) -> list[Any]:
+def numerical_gradient(f: Callable[..., Tensor], inputs: list[Tensor], weights: Any, eps: float) -> list[Any]:
     """Central differences of sum(f(*inputs) * weights) with respect to each input."""
     grads = []
     with no_grad():

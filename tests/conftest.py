@@ -35,9 +35,7 @@ def assert_close(ours, theirs, rtol: float, name: str = "") -> None:
     The second term keeps near-zero elements of a large array from demanding a relative
     precision that float rounding cannot give.
     """
-    ours = backend.as_numpy(
-        ours.data if hasattr(ours, "data") and not isinstance(ours, np.ndarray) else ours
-    )
+    ours = backend.as_numpy(ours.data if hasattr(ours, "data") and not isinstance(ours, np.ndarray) else ours)
     theirs = np.asarray(theirs)
     assert ours.shape == theirs.shape, f"{name}: shape {ours.shape} != {theirs.shape}"
     scale = np.abs(theirs).max() if theirs.size else 0.0

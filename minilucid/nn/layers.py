@@ -36,9 +36,7 @@ class Conv2d(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         bound = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
-        self.weight = _uniform_parameter(
-            (out_channels, in_channels, kernel_size, kernel_size), bound
-        )
+        self.weight = _uniform_parameter((out_channels, in_channels, kernel_size, kernel_size), bound)
         self.bias = _uniform_parameter((out_channels,), bound) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:

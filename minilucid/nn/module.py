@@ -49,9 +49,7 @@ class Module:
             self._forget(name)
             self._modules[name] = value
         elif name in self._buffers:  # assigning to a buffer replaces its value
-            self._buffers[name] = (
-                value if value is None or isinstance(value, Tensor) else Tensor(value)
-            )
+            self._buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
         else:
             self._forget(name)
             object.__setattr__(self, name, value)
@@ -175,10 +173,7 @@ class Module:
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(
-                f"load_state_dict: missing keys {missing or 'none'}; unexpected keys "
-                f"{unexpected or 'none'}"
-            )
+            raise KeyError(f"load_state_dict: missing keys {missing or 'none'}; unexpected keys {unexpected or 'none'}")
         wrong = [
             f"{k}: expected {own[k].shape}, got {tuple(state[k].shape)}"
             for k in own

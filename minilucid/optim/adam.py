@@ -30,9 +30,7 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0")
         if not all(0 <= b < 1 for b in betas):
             raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
-        super().__init__(
-            params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
-        )
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def update(self, param, grad, group, state) -> None:
         xp = get_array_module(param.data)

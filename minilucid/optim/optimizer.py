@@ -28,9 +28,7 @@ class Optimizer:
             group = {**defaults, **group, "params": list(group["params"])}
             for p in group["params"]:
                 if not isinstance(p, Parameter) and not getattr(p, "requires_grad", False):
-                    raise TypeError(
-                        f"{type(self).__name__} can only optimize tensors that require grad"
-                    )
+                    raise TypeError(f"{type(self).__name__} can only optimize tensors that require grad")
             self.param_groups.append(group)
         self.state: dict[int, dict[str, Any]] = {}
 
@@ -52,9 +50,7 @@ class Optimizer:
             if p.grad is not None:
                 self.update(p, p.grad, group, self.state.setdefault(index, {}))
 
-    def update(
-        self, param: Parameter, grad: Any, group: dict[str, Any], state: dict[str, Any]
-    ) -> None:
+    def update(self, param: Parameter, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         """Apply one step to ``param.data`` in place."""
         raise NotImplementedError
 
@@ -78,8 +74,7 @@ class Optimizer:
         groups = list(state_dict["param_groups"])
         if len(groups) != len(self.param_groups):
             raise ValueError(
-                f"load_state_dict: {len(groups)} parameter groups saved, optimizer has "
-                f"{len(self.param_groups)}"
+                f"load_state_dict: {len(groups)} parameter groups saved, optimizer has {len(self.param_groups)}"
             )
         for saved, group in zip(groups, self.param_groups, strict=True):
             if len(saved["params"]) != len(group["params"]):
@@ -95,8 +90,7 @@ class Optimizer:
         for index, values in state_dict["state"].items():
             p = params[int(index)]
             self.state[int(index)] = {
-                k: backend.to_device(v, p.device) if getattr(v, "ndim", 0) > 0 else _plain(v)
-                for k, v in values.items()
+                k: backend.to_device(v, p.device) if getattr(v, "ndim", 0) > 0 else _plain(v) for k, v in values.items()
             }
 
 

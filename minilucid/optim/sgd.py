@@ -25,10 +25,7 @@ class SGD(Optimizer):
         dampening: float = 0.0,
     ) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(
-                "SGD: lr, momentum and weight_decay must be >= 0, "
-                f"got {lr}, {momentum}, {weight_decay}"
-            )
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got {lr}, {momentum}, {weight_decay}")
         if nesterov and (momentum == 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening 0")
         defaults = dict(

@@ -68,9 +68,7 @@ def col2im(cols, input_shape, kernel: tuple[int, int], stride: int, padding: int
     padded = xp.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
     for i in range(kh):  # KH*KW strided adds, each over a whole (N, C, OH, OW) block
         for j in range(kw):
-            padded[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[
-                :, :, i, j
-            ]
+            padded[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[:, :, i, j]
     return padded[:, :, padding : padding + h, padding : padding + w]
 
 
@@ -125,9 +123,7 @@ def _padding_amount(padding, kernel: tuple[int, int]) -> int:
     return padding
 
 
-def conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding=0
-) -> Tensor:
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding=0) -> Tensor:
     """2-D cross-correlation of x (N, C, H, W) with weight (O, C, KH, KW).
 
     ``padding`` is an int or ``"same"`` (k // 2 zeros, darknet's ``pad=1``; with stride 1 the
@@ -139,8 +135,7 @@ def conv2d(
         raise ValueError(f"conv2d expects weight of shape (O, C, KH, KW), got {weight.shape}")
     if x.shape[1] != weight.shape[1]:
         raise ValueError(
-            f"conv2d: input has {x.shape[1]} channels but the weight {weight.shape} expects "
-            f"{weight.shape[1]}"
+            f"conv2d: input has {x.shape[1]} channels but the weight {weight.shape} expects {weight.shape[1]}"
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
@@ -148,10 +143,7 @@ def conv2d(
         raise ValueError(f"conv2d: stride must be a positive int, got {stride!r}")
     pad = _padding_amount(padding, weight.shape[2:])
     h, w = x.shape[2:]
-    if (
-        output_size(h, weight.shape[2], stride, pad) < 1
-        or output_size(w, weight.shape[3], stride, pad) < 1
-    ):
+    if output_size(h, weight.shape[2], stride, pad) < 1 or output_size(w, weight.shape[3], stride, pad) < 1:
         raise ValueError(f"conv2d: input {x.shape} is smaller than the kernel {weight.shape[2:]}")
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d(stride, pad)(*inputs)
@@ -161,8 +153,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, with weight (out_features, in_features)."""
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(
-            f"linear: input has {x.shape[-1]} features but the weight {weight.shape} expects "
-            f"{weight.shape[1]}"
+            f"linear: input has {x.shape[-1]} features but the weight {weight.shape} expects {weight.shape[1]}"
         )
     y = matmul(x, transpose(weight))
     return y if bias is None else y + bias

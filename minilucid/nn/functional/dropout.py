@@ -44,9 +44,7 @@ def drop_block_mask(shape, block_size: int, drop_prob: float, xp, dtype):
     return keep * (keep.size / kept) if kept > 0 else keep
 
 
-def drop_block(
-    x: Tensor, block_size: int = 7, drop_prob: float = 0.1, training: bool = True
-) -> Tensor:
+def drop_block(x: Tensor, block_size: int = 7, drop_prob: float = 0.1, training: bool = True) -> Tensor:
     """DropBlock on x (N, C, H, W): drop BxB squares covering about ``drop_prob`` of it."""
     if x.ndim != 4:
         raise ValueError(f"drop_block expects input of shape (N, C, H, W), got {x.shape}")
@@ -70,8 +68,7 @@ def one_hot(labels, num_classes: int, dtype=None) -> Tensor:
     raw = raw.astype(int)
     if raw.size and (raw.min() < 0 or raw.max() >= num_classes):
         raise ValueError(
-            f"one_hot: labels must be in [0, {num_classes}), got values from {int(raw.min())} "
-            f"to {int(raw.max())}"
+            f"one_hot: labels must be in [0, {num_classes}), got values from {int(raw.min())} to {int(raw.max())}"
         )
     out = xp.eye(num_classes, dtype=dtype or "float32")[raw]
     return Tensor._from_array(out)

@@ -65,9 +65,7 @@ class BCE(Function):
         return gp, gy
 
 
-def binary_cross_entropy_with_logits(
-    input: Tensor, target, weight=None, reduction="mean"
-) -> Tensor:
+def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reduction="mean") -> Tensor:
     """BCE between sigmoid(input) and target, computed from the logits stably."""
     target = _tensor_like(target, input)
     _check_shapes("binary_cross_entropy_with_logits", input, target)

@@ -111,15 +111,12 @@ def batch_norm(
     bias = bias if bias is not None else Tensor._from_array(xp.zeros(channels, x.dtype))
     if weight.shape != (channels,) or bias.shape != (channels,):
         raise ValueError(
-            f"batch_norm: input has {channels} channels but weight/bias have shapes "
-            f"{weight.shape}/{bias.shape}"
+            f"batch_norm: input has {channels} channels but weight/bias have shapes {weight.shape}/{bias.shape}"
         )
     raw = [s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var)]
     if training:
         if math.prod(x.shape) // channels < 2:
-            raise ValueError(
-                f"batch_norm in training needs more than one value per channel, got {x.shape}"
-            )
+            raise ValueError(f"batch_norm in training needs more than one value per channel, got {x.shape}")
         return BatchNormTrain(raw[0], raw[1], momentum, eps)(x, weight, bias)
     if raw[0] is None or raw[1] is None:
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")

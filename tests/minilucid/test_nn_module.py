@@ -73,17 +73,13 @@ def test_load_state_dict_reports_missing_unexpected_and_wrong_shapes():
     state = dict(net.state_dict())
     del state["stem.bn.bias"]
     state["stem.bn.gamma"] = np.ones(4)
-    with pytest.raises(
-        KeyError, match=r"missing keys \['stem.bn.bias'\]; unexpected keys \['stem.bn.gamma'\]"
-    ):
+    with pytest.raises(KeyError, match=r"missing keys \['stem.bn.bias'\]; unexpected keys \['stem.bn.gamma'\]"):
         net.load_state_dict(state)
     result = net.load_state_dict(state, strict=False)
     assert result.missing_keys == ["stem.bn.bias"] and result.unexpected_keys == ["stem.bn.gamma"]
     bad = dict(net.state_dict())
     bad["heads.0.weight"] = np.zeros((5, 4, 1, 1))
-    with pytest.raises(
-        ValueError, match=r"heads.0.weight: expected \(2, 4, 1, 1\), got \(5, 4, 1, 1\)"
-    ):
+    with pytest.raises(ValueError, match=r"heads.0.weight: expected \(2, 4, 1, 1\), got \(5, 4, 1, 1\)"):
         net.load_state_dict(bad)
 
 
@@ -96,14 +92,10 @@ def test_train_eval_reach_every_module():
 
 def test_batch_norm_uses_batch_statistics_in_train_and_running_ones_in_eval():
     bn = nn.BatchNorm2d(2)
-    x = lucid.Tensor(
-        np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32) * 3 + 1
-    )
+    x = lucid.Tensor(np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32) * 3 + 1)
     y = bn(x).numpy()
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
-    np.testing.assert_allclose(
-        bn.running_mean.numpy(), 0.1 * x.numpy().mean(axis=(0, 2, 3)), rtol=1e-5
-    )
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * x.numpy().mean(axis=(0, 2, 3)), rtol=1e-5)
     bn.eval()
     expected = (x.numpy() - bn.running_mean.numpy()[:, None, None]) / np.sqrt(
         bn.running_var.numpy()[:, None, None] + 1e-5

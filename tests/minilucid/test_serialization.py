@@ -37,9 +37,7 @@ def test_model_round_trip_without_moving_the_model(tmp_path, device):
     assert weight.device == device and model[0].weight is weight  # saving changed nothing
     fresh = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     fresh.load_state_dict(lucid.load(tmp_path / "model.npz"))
-    for (name, a), (_, b) in zip(
-        model.state_dict().items(), fresh.state_dict().items(), strict=True
-    ):
+    for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items(), strict=True):
         np.testing.assert_array_equal(lucid.backend.as_numpy(a), b, err_msg=name)
 
 

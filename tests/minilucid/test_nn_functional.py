@@ -111,17 +111,11 @@ def test_loss_gradients(device):
     z, y = normal(3, 4) * 3, rng.uniform(0, 1, (3, 4))
     p = rng.uniform(0.05, 0.95, (3, 4))
     t = lambda a: lucid.Tensor(a, device=device)  # noqa: E731
-    gradient_check(
-        lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction=None), t(z), t(y)
-    )
-    gradient_check(
-        lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="sum"), t(z), t(y)
-    )
+    gradient_check(lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction=None), t(z), t(y))
+    gradient_check(lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="sum"), t(z), t(y))
     gradient_check(lambda p, y: F.binary_cross_entropy(p, y), t(p), t(y))
     gradient_check(lambda a, b: F.mse_loss(a, b), t(z), t(normal(3, 4)))
-    gradient_check(
-        lambda x, w, b: F.linear(x, w, b), t(normal(5, 3)), t(normal(4, 3)), t(normal(4))
-    )
+    gradient_check(lambda x, w, b: F.linear(x, w, b), t(normal(5, 3)), t(normal(4, 3)), t(normal(4)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -148,18 +142,12 @@ def test_bce_with_logits_is_finite_for_large_logits(dtype):
 
 def test_modules_wrap_the_functions():
     z, y = lucid.Tensor(normal(4)), lucid.Tensor(rng.uniform(0, 1, 4))
-    assert lucid.nn.BCEWithLogitsLoss()(z, y).item() == pytest.approx(
-        F.binary_cross_entropy_with_logits(z, y).item()
-    )
+    assert lucid.nn.BCEWithLogitsLoss()(z, y).item() == pytest.approx(F.binary_cross_entropy_with_logits(z, y).item())
     per_element = lucid.nn.BCEWithLogitsLoss(reduction=None)(z, y)
     assert per_element.shape == (4,)
-    assert lucid.nn.MSELoss(reduction="sum")(z, y).item() == pytest.approx(
-        ((z.numpy() - y.numpy()) ** 2).sum()
-    )
+    assert lucid.nn.MSELoss(reduction="sum")(z, y).item() == pytest.approx(((z.numpy() - y.numpy()) ** 2).sum())
     p = lucid.sigmoid(z)
-    assert lucid.nn.BCELoss()(p, y).item() == pytest.approx(
-        F.binary_cross_entropy_with_logits(z, y).item(), rel=1e-5
-    )
+    assert lucid.nn.BCELoss()(p, y).item() == pytest.approx(F.binary_cross_entropy_with_logits(z, y).item(), rel=1e-5)
 
 
 def test_dropout_zeroes_a_fraction_and_keeps_the_mean():
@@ -179,9 +167,7 @@ def test_drop_block_drops_whole_squares():
     assert 0.10 < dropped.mean() < 0.20
     assert abs(y.mean() - 1.0) < 1e-5  # rescaled so the mean is kept
     # Every dropped value lies inside some fully dropped 5x5 square.
-    windows = np.lib.stride_tricks.sliding_window_view(dropped, (5, 5), axis=(2, 3)).all(
-        axis=(-2, -1)
-    )
+    windows = np.lib.stride_tricks.sliding_window_view(dropped, (5, 5), axis=(2, 3)).all(axis=(-2, -1))
     covered = np.zeros_like(dropped)
     for i in range(5):
         for j in range(5):
@@ -200,9 +186,7 @@ def test_one_hot():
 
 def test_bad_inputs_get_clear_errors():
     x = lucid.zeros(1, 3, 8, 8)
-    with pytest.raises(
-        ValueError, match=r"input has 3 channels but the weight \(4, 2, 3, 3\) expects 2"
-    ):
+    with pytest.raises(ValueError, match=r"input has 3 channels but the weight \(4, 2, 3, 3\) expects 2"):
         F.conv2d(x, lucid.zeros(4, 2, 3, 3))
     with pytest.raises(ValueError, match=r"expects input of shape \(N, C, H, W\), got \(3, 8, 8\)"):
         F.conv2d(lucid.zeros(3, 8, 8), lucid.zeros(4, 3, 3, 3))

@@ -103,9 +103,7 @@ def test_forward_values_match_numpy():
 
 
 def test_sigmoid_and_softplus_are_stable_at_extremes():
-    x = lucid.Tensor(
-        np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=np.float32), requires_grad=True
-    )
+    x = lucid.Tensor(np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=np.float32), requires_grad=True)
     s = lucid.sigmoid(x)
     assert np.all(np.isfinite(s.numpy()))
     assert s.numpy()[1] == pytest.approx(np.exp(-50.0), rel=1e-5)  # tiny values keep precision

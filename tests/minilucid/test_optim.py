@@ -64,9 +64,7 @@ def test_optimizer_errors():
     with pytest.raises(ValueError, match="Nesterov"):
         lucid.optim.SGD([lucid.nn.Parameter(np.zeros(1))], lr=0.1, nesterov=True)
     opt = lucid.optim.SGD([lucid.nn.Parameter(np.zeros(1))], lr=0.1)
-    other = lucid.optim.SGD(
-        [lucid.nn.Parameter(np.zeros(1)), lucid.nn.Parameter(np.zeros(1))], lr=0.1
-    )
+    other = lucid.optim.SGD([lucid.nn.Parameter(np.zeros(1)), lucid.nn.Parameter(np.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match="saved with 2 parameters does not fit one with 1"):
         opt.load_state_dict(other.state_dict())
 

@@ -1,0 +1,222 @@
+"""``YOLO_V4Config``: every setting of the detector in one validated dataclass.
+
+Field names follow lucid's ``YOLO_V4Config``; the defaults come from darknet's
+``cfg/yolov4.cfg`` (where lucid's differ, darknet's are used and the field says so).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# Anchors in input pixels, one tuple of three (w, h) per stride (yolov4.cfg, masks 0-2, 3-5, 6-8).
+YOLOV4_ANCHORS = (
+    ((12, 16), (19, 36), (40, 28)),
+    ((36, 75), (76, 55), (72, 146)),
+    ((142, 110), (192, 243), (459, 401)),
+)
+# yolov4-tiny.cfg: stride 16 uses masks 1,2,3 and stride 32 masks 3,4,5 (anchor 0 is unused).
+YOLOV4_TINY_ANCHORS = (
+    ((23, 27), (37, 58), (81, 82)),
+    ((81, 82), (135, 169), (344, 319)),
+)
+VARIANTS = ("yolov4", "yolov4-tiny")
+BOX_LOSSES = ("ciou", "diou", "giou", "mse")
+NMS_KINDS = ("diou", "greedy")
+
+
+@dataclass
+class YOLO_V4Config:  # noqa: N801  (lucid's name)
+    """Settings of a YOLOv4 model.
+
+    Args:
+        num_classes: number of object classes C; each anchor predicts 5 + C values.
+        anchors: per stride, the (w, h) of its anchors in input pixels.
+        strides: the output strides, ascending (8, 16, 32 for YOLOv4).
+        variant: ``"yolov4"`` (CSPDarknet53 + SPP + PANet) or ``"yolov4-tiny"``.
+        backbone: a custom backbone Module returning one map per stride, or None.
+        backbone_out_channels: channels of a custom backbone's maps (None for the built-in).
+        in_channels: channels entering the neck per stride (CSPDarknet53's C3, C4, C5).
+        image_channels: channels of the input image.
+        pos_iou_thr: darknet's ``iou_thresh``: extra anchors whose shape IoU with a ground
+            truth exceeds it are positive too (lucid: 0.25; darknet: 0.213).
+        ignore_iou_thr: darknet's ``ignore_thresh``: no "no object" loss for predictions that
+            overlap a ground truth more than this (lucid: 0.5; darknet: 0.7).
+        obj_balance: objectness weight per stride (lucid: 4, 1, 0.4; darknet: 1, 1, 1).
+        cls_label_smoothing: label smoothing of class targets, in [0, 1).
+        iou_aware_alpha: IoU-aware objectness target mix, in [0, 1] (0: off, as darknet).
+        iou_branch_weight: weight of the IoU-prediction branch; > 0 adds one channel per
+            anchor (6 + C), as lucid (0: off, as darknet).
+        scale_x_y: grid sensitivity per stride (1.2, 1.1, 1.05).
+        iou_normalizer: weight of the box term (0.07).
+        cls_normalizer, obj_normalizer: weights of the class and objectness terms (1.0).
+        box_loss: ``"ciou"`` (default), ``"diou"``, ``"giou"`` or ``"mse"``.
+        nms_kind: ``"diou"`` (default) or ``"greedy"``; beta_nms: DIoU-NMS's beta (0.6).
+        width_multiple, depth_multiple: scale channels and residual blocks for small variants.
+    """
+
+    num_classes: int = 80
+    anchors: Any = YOLOV4_ANCHORS
+    strides: Any = (8, 16, 32)
+    variant: str = "yolov4"
+    backbone: Any = None
+    backbone_out_channels: Any = None
+    in_channels: Any = (256, 512, 1024)
+    image_channels: int = 3
+    pos_iou_thr: float = 0.213
+    ignore_iou_thr: float = 0.7
+    obj_balance: Any = (1.0, 1.0, 1.0)
+    cls_label_smoothing: float = 0.0
+    iou_aware_alpha: float = 0.0
+    iou_branch_weight: float = 0.0
+    scale_x_y: Any = (1.2, 1.1, 1.05)
+    iou_normalizer: float = 0.07
+    cls_normalizer: float = 1.0
+    obj_normalizer: float = 1.0
+    box_loss: str = "ciou"
+    nms_kind: str = "diou"
+    beta_nms: float = 0.6
+    width_multiple: float = 1.0
+    depth_multiple: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.anchors = tuple(tuple((float(w), float(h)) for w, h in level) for level in _listed(self, "anchors"))
+        self.strides = tuple(_listed(self, "strides"))
+        self.in_channels = tuple(_listed(self, "in_channels"))
+        self.obj_balance = tuple(float(v) for v in _listed(self, "obj_balance"))
+        self.scale_x_y = tuple(float(v) for v in _listed(self, "scale_x_y"))
+        self.validate()
+
+    @property
+    def num_levels(self) -> int:
+        """How many output maps (strides) the model has."""
+        return len(self.strides)
+
+    @property
+    def iou_aware(self) -> bool:
+        """Whether each anchor predicts an extra IoU logit (6 + C channels)."""
+        return self.iou_branch_weight > 0
+
+    @property
+    def values_per_anchor(self) -> int:
+        """5 + C, or 6 + C with the IoU branch."""
+        return 5 + int(self.iou_aware) + self.num_classes
+
+    def channels(self, width: int) -> int:
+        """A layer width of the full model scaled by ``width_multiple``."""
+        return max(1, round(width * self.width_multiple))
+
+    def blocks(self, count: int) -> int:
+        """A residual block count of the full model scaled by ``depth_multiple``."""
+        return max(1, round(count * self.depth_multiple))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field, its value and what is allowed."""
+        levels = 2 if self.variant == "yolov4-tiny" else 3
+        _check(self, "variant", self.variant in VARIANTS, f"one of {VARIANTS}")
+        _check(
+            self,
+            "num_classes",
+            isinstance(self.num_classes, int) and self.num_classes > 0,
+            "a positive int",
+        )
+        _check(
+            self,
+            "strides",
+            len(self.strides) == levels
+            and all(isinstance(s, int) and s > 0 for s in self.strides)
+            and list(self.strides) == sorted(set(self.strides)),
+            f"{levels} positive, ascending ints",
+        )
+        _check(
+            self,
+            "anchors",
+            len(self.anchors) == levels
+            and all(len(a) > 0 for a in self.anchors)
+            and all(w > 0 and h > 0 for level in self.anchors for w, h in level),
+            f"{levels} lists (one per stride) of positive (w, h) pairs",
+        )
+        _check(
+            self,
+            "in_channels",
+            len(self.in_channels) == levels and all(isinstance(c, int) and c > 0 for c in self.in_channels),
+            f"{levels} positive ints",
+        )
+        if self.backbone is not None:
+            _check(
+                self,
+                "backbone_out_channels",
+                self.backbone_out_channels is not None and len(self.backbone_out_channels) == levels,
+                f"{levels} ints, required with a custom backbone",
+            )
+        else:
+            _check(
+                self,
+                "backbone_out_channels",
+                self.backbone_out_channels is None,
+                "None for the built-in backbone",
+            )
+        _check(
+            self,
+            "image_channels",
+            isinstance(self.image_channels, int) and self.image_channels > 0,
+            "a positive int",
+        )
+        for name in ("pos_iou_thr", "ignore_iou_thr", "iou_aware_alpha"):
+            _check(self, name, 0 <= getattr(self, name) <= 1, "a number in [0, 1]")
+        _check(
+            self,
+            "obj_balance",
+            len(self.obj_balance) == levels and all(v > 0 for v in self.obj_balance),
+            f"{levels} positive numbers",
+        )
+        _check(self, "cls_label_smoothing", 0 <= self.cls_label_smoothing < 1, "a number in [0, 1)")
+        _check(self, "iou_branch_weight", self.iou_branch_weight >= 0, "a number >= 0")
+        _check(
+            self,
+            "scale_x_y",
+            len(self.scale_x_y) == levels and all(v >= 1 for v in self.scale_x_y),
+            f"{levels} numbers >= 1",
+        )
+        for name in ("iou_normalizer", "cls_normalizer", "obj_normalizer"):
+            _check(self, name, getattr(self, name) >= 0, "a number >= 0")
+        _check(self, "box_loss", self.box_loss in BOX_LOSSES, f"one of {BOX_LOSSES}")
+        _check(self, "nms_kind", self.nms_kind in NMS_KINDS, f"one of {NMS_KINDS}")
+        _check(self, "beta_nms", self.beta_nms > 0, "a number > 0")
+        for name in ("width_multiple", "depth_multiple"):
+            value = getattr(self, name)
+            _check(self, name, 0 < value <= 4 and math.isfinite(value), "a number in (0, 4]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for checkpoints and logs); a custom backbone cannot be serialized."""
+        if self.backbone is not None:
+            raise ValueError("a config with a custom backbone Module cannot be turned into plain values")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "backbone"}
+
+
+def _listed(config: YOLO_V4Config, name: str) -> list:
+    value = getattr(config, name)
+    try:
+        return list(value)
+    except TypeError:
+        raise ValueError(f"YOLO_V4Config.{name} must be a sequence, got {value!r}") from None
+
+
+def _check(config: YOLO_V4Config, name: str, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"YOLO_V4Config.{name} = {getattr(config, name)!r} is invalid: expected {allowed}")
+
+
+def tiny_config(**overrides: Any) -> YOLO_V4Config:
+    """The settings of yolov4-tiny.cfg."""
+    settings = dict(
+        variant="yolov4-tiny",
+        anchors=YOLOV4_TINY_ANCHORS,
+        strides=(16, 32),
+        in_channels=(256, 512),
+        obj_balance=(1.0, 1.0),
+        scale_x_y=(1.05, 1.05),
+    )
+    return YOLO_V4Config(**{**settings, **overrides})

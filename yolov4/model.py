@@ -1,0 +1,145 @@
+"""``YOLO_V4``: backbone, neck and head, with lucid's API.
+
+Shapes: x (N, 3, H, W) with H and W multiples of 32; ``forward`` returns one raw map per
+stride, ascending: (N, A * V, H / s, W / s) for s in 8, 16, 32 (16, 32 for YOLOv4-tiny),
+V = 5 + C values per anchor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import minilucid as lucid
+from minilucid import nn
+from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
+from yolov4.cfg import DarknetGraph
+from yolov4.config import YOLO_V4Config, tiny_config
+from yolov4.head import YOLOHead
+from yolov4.layers import ConvUnit
+from yolov4.neck import TinyNeck, YOLOv4Neck
+
+
+class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
+    """YOLOv4 (or YOLOv4-tiny) as darknet's cfg defines it.
+
+    ``YOLO_V4(config)``, or ``YOLO_V4(num_classes=80)`` and other config fields as keywords.
+    """
+
+    def __init__(self, config: YOLO_V4Config | None = None, **overrides: Any) -> None:
+        super().__init__()
+        if config is None:
+            config = YOLO_V4Config(**overrides)
+        elif overrides:
+            config = YOLO_V4Config(**{**config.__dict__, **overrides})
+        if not isinstance(config, YOLO_V4Config):
+            raise TypeError(f"YOLO_V4 expects a YOLO_V4Config, got {type(config).__name__}")
+        self.config = config
+        tiny = config.variant == "yolov4-tiny"
+        neck_in = tuple(config.channels(c) for c in config.in_channels)
+        if config.backbone is not None:
+            self.backbone = config.backbone
+            self.adapters = nn.ModuleList(
+                [
+                    ConvUnit(c, n, 1, activation="leaky")
+                    for c, n in zip(config.backbone_out_channels, neck_in, strict=True)
+                ]
+            )
+        else:
+            self.backbone = CSPDarknet53Tiny(config) if tiny else CSPDarknet53(config)
+            neck_in = self.backbone.out_channels
+            self.adapters = None
+        self.neck = TinyNeck(neck_in) if tiny else YOLOv4Neck(neck_in)
+        hidden = (config.channels(256), config.channels(512)) if tiny else tuple(2 * c for c in self.neck.out_channels)
+        self.head = nn.ModuleList(
+            [
+                YOLOHead(c, h, len(anchors), config.values_per_anchor)
+                for c, h, anchors in zip(self.neck.out_channels, hidden, config.anchors, strict=True)
+            ]
+        )
+
+    # ------------------------------------------------------------------ forward
+    def check_input(self, x: Any) -> lucid.Tensor:
+        """A (N, C, H, W) Tensor with H and W multiples of 32, or a clear ValueError."""
+        if not isinstance(x, lucid.Tensor):
+            x = lucid.Tensor(np.asarray(x, dtype=np.float32) if not hasattr(x, "device") else x)
+        if x.ndim != 4:
+            raise ValueError(f"YOLO_V4 expects images of shape (N, C, H, W), got {x.shape}")
+        if x.shape[1] != self.config.image_channels:
+            raise ValueError(
+                f"YOLO_V4 expects {self.config.image_channels} image channels, got {x.shape[1]} ({x.shape})"
+            )
+        step = max(self.config.strides) if self.config.backbone is not None else 32
+        if x.shape[2] % step or x.shape[3] % step:
+            raise ValueError(
+                f"YOLO_V4 input height and width must be multiples of {step}, got {x.shape[2]}x{x.shape[3]}; "
+                "resize or letterbox the image first"
+            )
+        return x
+
+    def forward(self, x: Any) -> tuple[lucid.Tensor, ...]:
+        """Raw output maps, one per stride (ascending)."""
+        features = self.backbone(self.check_input(x))
+        if self.adapters is not None:
+            features = tuple(adapt(f) for adapt, f in zip(self.adapters, features, strict=True))
+        return tuple(head(n) for head, n in zip(self.head, self.neck(features), strict=True))
+
+    # ------------------------------------------------------------------ darknet
+    def yolo_options(self, level: int) -> dict[str, Any]:
+        """The ``[yolo]`` section of output ``level``, from the config."""
+        c = self.config
+        flat = [a for anchors in c.anchors for a in anchors]
+        start = sum(len(a) for a in c.anchors[:level])
+        return {
+            "mask": ",".join(str(i) for i in range(start, start + len(c.anchors[level]))),
+            "anchors": ", ".join(f"{w:g},{h:g}" for w, h in flat),
+            "classes": c.num_classes,
+            "num": len(flat),
+            "jitter": 0.3,
+            "ignore_thresh": c.ignore_iou_thr,
+            "truth_thresh": 1,
+            "scale_x_y": c.scale_x_y[level],
+            "iou_thresh": c.pos_iou_thr,
+            "cls_normalizer": c.cls_normalizer,
+            "iou_normalizer": c.iou_normalizer,
+            "iou_loss": c.box_loss if c.box_loss != "mse" else "mse",
+            "nms_kind": "diounms" if c.nms_kind == "diou" else "greedynms",
+            "beta_nms": c.beta_nms,
+        }
+
+    def to_darknet(self) -> DarknetGraph:
+        """This model as darknet layers: the cfg sections and the conv units in cfg order."""
+        if self.config.backbone is not None:
+            raise ValueError("a model with a custom backbone has no darknet form")
+        graph = DarknetGraph()
+        if self.config.variant == "yolov4-tiny":
+            route16, x32 = self.backbone.to_darknet(graph, -1)
+            p32 = graph.conv(self.neck.reduce32, x32)
+            self.head[1].to_darknet(graph, p32, self.yolo_options(1))
+            up = graph.upsample(graph.conv(self.neck.reduce16, p32))
+            self.head[0].to_darknet(graph, graph.route(up, route16), self.yolo_options(0))
+            return graph
+        c3, c4, c5 = self.backbone.to_darknet(graph, -1)
+        p5 = self.neck.spp.to_darknet(graph, c5)
+        n3, n4 = self.neck.pan.top_down_to_darknet(graph, c3, c4, p5)
+        self.head[0].to_darknet(graph, n3, self.yolo_options(0))
+        n4 = self.neck.pan.bottom_up_to_darknet(graph, 0, n3, n4)
+        self.head[1].to_darknet(graph, n4, self.yolo_options(1))
+        n5 = self.neck.pan.bottom_up_to_darknet(graph, 1, n4, p5)
+        self.head[2].to_darknet(graph, n5, self.yolo_options(2))
+        return graph
+
+    def count_floats(self) -> int:
+        """Parameters plus BatchNorm running statistics: the floats of a darknet .weights file."""
+        return sum(t.size for t in self.parameters()) + sum(t.size for t in self.buffers())
+
+
+def yolo_v4(num_classes: int = 80, **overrides: Any) -> YOLO_V4:
+    """YOLOv4 of yolov4.cfg with ``num_classes`` classes; other config fields as keywords."""
+    return YOLO_V4(YOLO_V4Config(num_classes=num_classes, **overrides))
+
+
+def yolo_v4_tiny(num_classes: int = 80, **overrides: Any) -> YOLO_V4:
+    """YOLOv4-tiny of yolov4-tiny.cfg with ``num_classes`` classes."""
+    return YOLO_V4(tiny_config(num_classes=num_classes, **overrides))
