@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import numpy
 
@@ -61,25 +62,37 @@ def _lists_back(node: Any) -> Any:
     return node
 
 
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
+
+    Readers see the old file or the new one, never half of one; on any error the temporary
+    file is removed and ``path`` is untouched. The file gets the usual permissions (0666
+    less the umask), not the private ones of a temporary file.
+    """
+    path = os.fspath(path)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
 def save(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a (nested) dict of arrays, Tensors and plain values to ``path`` atomically."""
     if not isinstance(state, dict):
         raise TypeError(f"save expects a dict, got {type(state).__name__}")
     flat: dict[str, numpy.ndarray] = {}
     _flatten(state, "", flat)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            numpy.savez(file, **flat)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    write_atomically(path, lambda file: numpy.savez(file, **flat))
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:

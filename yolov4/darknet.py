@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from minilucid import backend
+from minilucid.serialization import write_atomically
 from yolov4.cfg import Section, format_cfg, parse_cfg, structure
 from yolov4.config import YOLO_V4Config, tiny_config
 from yolov4.model import YOLO_V4
@@ -176,21 +176,6 @@ def read_weights(model: YOLO_V4, path: str | os.PathLike) -> int:
     return seen
 
 
-def _write_atomically(path: str | os.PathLike, payload: bytes) -> None:
-    path = os.fspath(path)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def weights_bytes(model: YOLO_V4, seen: int = 0) -> bytes:
     """The .weights file of ``model`` (64-bit ``seen`` header)."""
     header = np.array(HEADER_VERSION, dtype="<i4").tobytes() + np.array([seen], dtype="<u8").tobytes()
@@ -229,5 +214,7 @@ def save_darknet(
     """Write ``model`` as a darknet ``.cfg`` and ``.weights`` pair (each written atomically)."""
     if width % 32 or height % 32:
         raise ValueError(f"save_darknet: width and height must be multiples of 32, got {width}x{height}")
-    _write_atomically(cfg_path, cfg_text(model, width, height).encode())
-    _write_atomically(weights_path, weights_bytes(model, seen))
+    text = cfg_text(model, width, height).encode()
+    write_atomically(cfg_path, lambda file: file.write(text))
+    payload = weights_bytes(model, seen)
+    write_atomically(weights_path, lambda file: file.write(payload))

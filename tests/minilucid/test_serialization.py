@@ -50,6 +50,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["ckpt.npz"]
 
 
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        lucid.save({"a": np.ones(2)}, tmp_path / "x.npz")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.npz").stat().st_mode & 0o777 == 0o644
+
+
 def test_files_that_are_not_archives_get_a_clear_error(tmp_path):
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not a zip file at all")
