@@ -3,6 +3,10 @@
 darknet calls it a ``[convolutional]`` section; YOLOv4's paper writes CBM (Conv-BN-Mish)
 in the backbone and CBL (Conv-BN-Leaky) in the neck. A conv followed by BatchNorm has no
 bias (BatchNorm's shift replaces it); the three output convs have a bias and no activation.
+
+BatchNorm here keeps, as running variance, the variance each batch was normalized with
+(not PyTorch's unbiased estimate), so a detector trained on small images in small batches
+detects in eval mode exactly as it did in training; see minilucid's ``batch_norm``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class ConvUnit(nn.Module):
             padding=kernel_size // 2,
             bias=not batch_norm,
         )
-        self.bn = nn.BatchNorm2d(out_channels) if batch_norm else None
+        self.bn = nn.BatchNorm2d(out_channels, unbiased_running_var=False) if batch_norm else None
 
     def forward(self, x: lucid.Tensor) -> lucid.Tensor:
         x = self.conv(x)

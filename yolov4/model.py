@@ -16,9 +16,17 @@ from minilucid import nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
 from yolov4.cfg import DarknetGraph
 from yolov4.config import YOLO_V4Config, tiny_config
+from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
+from yolov4.loss import yolo_loss
 from yolov4.neck import TinyNeck, YOLOv4Neck
+from yolov4.targets import encode_targets
+
+
+def is_encoded(targets: Any, levels: int) -> bool:
+    """Whether ``targets`` is the encoded tuple (one 4-D array per stride)."""
+    return isinstance(targets, tuple) and len(targets) == levels and all(getattr(t, "ndim", None) == 4 for t in targets)
 
 
 class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
@@ -84,6 +92,56 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         if self.adapters is not None:
             features = tuple(adapt(f) for adapt, f in zip(self.adapters, features, strict=True))
         return tuple(head(n) for head, n in zip(self.head, self.neck(features), strict=True))
+
+    # ------------------------------------------------------------------ loss
+    def get_loss(self, x: Any, targets: Any) -> lucid.Tensor:
+        """The YOLOv4 loss of a batch, a scalar Tensor; its parts are in ``last_loss_terms``.
+
+        ``targets`` is either one (M, 5) array [class_id, cx, cy, w, h] (input pixels) per
+        image, or the encoded tuple of one (N, Hs, Ws, A * (5 + C)) array per stride
+        (``yolov4.targets.encode_targets``). Both give the same loss for the same boxes.
+        """
+        x = self.check_input(x)
+        maps = self.forward(x)
+        if not is_encoded(targets, len(maps)):
+            if len(targets) != x.shape[0]:
+                raise ValueError(f"get_loss: {x.shape[0]} images but ground truth for {len(targets)}")
+            targets = encode_targets(list(targets), self.config, x.shape[2:])
+        loss, self.last_loss_terms = yolo_loss(maps, targets, self.config)
+        return loss
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        x: Any,
+        conf_thresh: float = 0.25,
+        iou_thresh: float = 0.45,
+        max_det: int = 300,
+        nms_kind: str | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """Detections per image: ``{"box": [x1, y1, x2, y2], "score", "class_id"}``, best first.
+
+        ``x`` is one image (C, H, W) or a batch (N, C, H, W), a Tensor or an array. Boxes are
+        in the input's pixels, clipped to it; score = objectness x class probability. NMS is
+        the config's kind (DIoU-NMS by default) per class, and ``max_det`` keeps the best.
+        The model's train/eval mode is left as it was.
+        """
+        if getattr(x, "ndim", None) == 3:
+            x = x[None] if not isinstance(x, lucid.Tensor) else x.reshape(1, *x.shape)
+        x = self.check_input(x)
+        was_training = self.training
+        self.eval()
+        try:
+            with lucid.no_grad():
+                maps = self.forward(x)
+        finally:
+            self.train(was_training)
+        return [
+            detect(
+                self.config, [m.data[n : n + 1] for m in maps], x.shape[2:], conf_thresh, iou_thresh, max_det, nms_kind
+            )
+            for n in range(x.shape[0])
+        ]
 
     # ------------------------------------------------------------------ darknet
     def yolo_options(self, level: int) -> dict[str, Any]:

@@ -50,11 +50,19 @@ class Conv2d(Module):
 
 
 class BatchNorm2d(Module):
-    """Batch normalization over channels with running statistics (eps 1e-5, momentum 0.1)."""
+    """Batch normalization over channels with running statistics (eps 1e-5, momentum 0.1).
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    ``unbiased_running_var=False`` keeps the variance each batch was normalized with, so eval
+    mode reproduces training exactly even for batches with few values per channel (see
+    ``functional.batch_norm``); the default is PyTorch's unbiased running variance.
+    """
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, unbiased_running_var: bool = True
+    ) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.unbiased_running_var = unbiased_running_var
         self.weight = Parameter(numpy.ones(num_features, dtype=numpy.float32))
         self.bias = Parameter(numpy.zeros(num_features, dtype=numpy.float32))
         self.register_buffer("running_mean", numpy.zeros(num_features, dtype=numpy.float32))
@@ -70,6 +78,7 @@ class BatchNorm2d(Module):
             self.training,
             self.momentum,
             self.eps,
+            unbiased=self.unbiased_running_var,
         )
 
     def extra_repr(self) -> str:

@@ -103,6 +103,19 @@ def test_batch_norm_uses_batch_statistics_in_train_and_running_ones_in_eval():
     np.testing.assert_allclose(bn(x).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_running_variance_can_keep_the_variance_the_batch_was_normalized_with():
+    x = lucid.Tensor(np.random.default_rng(1).standard_normal((2, 3, 2, 2)).astype(np.float32))
+    pytorch_style, exact = nn.BatchNorm2d(3, momentum=1.0), nn.BatchNorm2d(3, momentum=1.0, unbiased_running_var=False)
+    train_out = exact(x).numpy()
+    pytorch_style(x)
+    n = 2 * 2 * 2
+    np.testing.assert_allclose(exact.running_var.numpy(), x.numpy().var(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(
+        pytorch_style.running_var.numpy(), x.numpy().var(axis=(0, 2, 3)) * n / (n - 1), rtol=1e-5
+    )
+    np.testing.assert_allclose(exact.eval()(x).numpy(), train_out, rtol=1e-4, atol=1e-4)  # eval == train
+
+
 def test_apply_visits_children_first():
     visited = []
     Net().apply(lambda m: visited.append(type(m).__name__))

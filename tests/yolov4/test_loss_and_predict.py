@@ -1,0 +1,152 @@
+"""get_loss and predict: both target forms, finite gradients, clear errors, can it learn."""
+
+import numpy as np
+import pytest
+
+import minilucid as lucid
+from yolov4 import yolo_v4
+from yolov4.boxes import iou, xywh_to_xyxy
+from yolov4.detect import to_original
+from yolov4.targets import encode_targets
+
+GROUND_TRUTH = [
+    np.array([[0, 40, 40, 30, 40], [1, 92, 60, 50, 30], [2, 64, 104, 20, 20]], dtype=float),
+    np.array([[2, 30, 90, 40, 40], [0, 100, 30, 36, 50], [1, 70, 70, 44, 24]], dtype=float),
+]
+COLOURS = [(1.0, 0.2, 0.2), (0.2, 1.0, 0.2), (0.2, 0.2, 1.0)]
+
+
+def scenes(seed=0):
+    """Two 128x128 images with three solid rectangles each, one colour per class, on noise."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for boxes in GROUND_TRUTH:
+        image = rng.uniform(0.0, 0.3, (3, 128, 128)).astype(np.float32)
+        for cls, cx, cy, w, h in boxes:
+            x1, y1, x2, y2 = int(cx - w / 2), int(cy - h / 2), int(cx + w / 2), int(cy + h / 2)
+            image[:, y1:y2, x1:x2] = np.array(COLOURS[int(cls)], np.float32)[:, None, None]
+        images.append(image)
+    return lucid.Tensor(np.stack(images))
+
+
+def small(**overrides):
+    lucid.random.seed(0)
+    return yolo_v4(num_classes=3, width_multiple=0.25, depth_multiple=0.33, **overrides)
+
+
+def test_both_target_forms_give_the_same_loss():
+    model, x = small(), scenes()
+    from_boxes = model.get_loss(x, GROUND_TRUTH).item()
+    terms = model.last_loss_terms
+    from_encoded = model.get_loss(x, encode_targets(GROUND_TRUTH, model.config, (128, 128))).item()
+    assert from_boxes == from_encoded
+    assert terms.num_positives > 6 and terms.box > 0 and terms.obj > 0 and terms.cls > 0
+    assert terms.total == pytest.approx(from_boxes, rel=1e-5)
+
+
+def test_gradients_are_finite_and_reach_every_parameter():
+    model, x = small(), scenes()
+    model.get_loss(x, GROUND_TRUTH).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and np.all(np.isfinite(p.grad)), name
+        assert np.abs(p.grad).sum() > 0, f"{name} has a zero gradient"
+
+
+@pytest.mark.parametrize("box_loss", ["giou", "diou", "mse"])
+def test_other_box_losses(box_loss):
+    model, x = small(box_loss=box_loss), scenes()
+    loss = model.get_loss(x, GROUND_TRUTH)
+    loss.backward()
+    assert np.isfinite(loss.item()) and model.last_loss_terms.box > 0
+    assert np.all(np.isfinite(model.head[0].output.conv.weight.grad))
+
+
+def test_options_change_the_terms_they_should():
+    x = scenes()
+    base = small()
+    base.get_loss(x, GROUND_TRUTH)
+    smooth = small(cls_label_smoothing=0.2)
+    smooth.get_loss(x, GROUND_TRUTH)
+    assert smooth.last_loss_terms.cls != base.last_loss_terms.cls
+    assert smooth.last_loss_terms.obj == pytest.approx(base.last_loss_terms.obj)
+    balanced = small(obj_balance=(4.0, 1.0, 0.4))
+    balanced.get_loss(x, GROUND_TRUTH)
+    assert balanced.last_loss_terms.obj != pytest.approx(base.last_loss_terms.obj)
+    aware = small(iou_branch_weight=1.0, iou_aware_alpha=0.5)
+    aware.get_loss(x, GROUND_TRUTH).backward()
+    assert aware.last_loss_terms.iou_branch > 0
+
+
+def test_images_without_boxes_are_valid():
+    model, x = small(), scenes()
+    loss = model.get_loss(x, [np.zeros((0, 5)), GROUND_TRUTH[1]])
+    loss.backward()
+    assert np.isfinite(loss.item())
+    empty = model.get_loss(x, [np.zeros((0, 5)), np.zeros((0, 5))])
+    assert model.last_loss_terms.num_positives == 0 and model.last_loss_terms.box == 0
+    assert empty.item() > 0
+
+
+def test_nan_names_the_term_and_bad_targets_are_refused():
+    model = small()
+    x = np.full((2, 3, 128, 128), np.nan, dtype=np.float32)
+    with pytest.raises(FloatingPointError, match="the box term is nan"):
+        model.get_loss(x, GROUND_TRUTH)
+    with pytest.raises(FloatingPointError, match="the obj term is nan"):
+        model.get_loss(x, [np.zeros((0, 5))] * 2)
+    with pytest.raises(ValueError, match=r"class_id must be an integer in \[0, 3\)"):
+        model.get_loss(scenes(), [np.array([[5, 40, 40, 10, 10]]), GROUND_TRUTH[1]])
+    with pytest.raises(ValueError, match="outside the 128x128 image"):
+        model.get_loss(scenes(), [np.array([[0, 400, 40, 10, 10]]), GROUND_TRUTH[1]])
+    with pytest.raises(ValueError, match="2 images but ground truth for 1"):
+        model.get_loss(scenes(), GROUND_TRUTH[:1])
+    with pytest.raises(ValueError, match=r"expected shape \(2, 16, 16, 24\)"):
+        model.get_loss(scenes(), tuple(np.zeros((2, 4, 4, 24)) for _ in range(3)))
+
+
+def test_predict_output_format_and_mode():
+    model = small()
+    model.train()
+    x = scenes()
+    detections = model.predict(x.numpy(), conf_thresh=0.3)
+    assert model.training  # restored, unlike lucid
+    assert len(detections) == 2
+    for per_image in detections:
+        scores = [d["score"] for d in per_image]
+        assert scores == sorted(scores, reverse=True)
+        for d in per_image:
+            assert set(d) == {"box", "score", "class_id"}
+            x1, y1, x2, y2 = d["box"]
+            assert 0 <= x1 <= x2 <= 128 and 0 <= y1 <= y2 <= 128
+            assert 0 <= d["class_id"] < 3 and 0.3 < d["score"] <= 1
+    model.eval()
+    single = model.predict(x[0], conf_thresh=0.3, max_det=5)
+    assert not model.training and len(single) == 1 and len(single[0]) <= 5
+
+
+def test_detections_map_back_to_the_original_image():
+    # a 200x100 (w x h) image letterboxed into 128x128: scale 0.64, vertical padding 32
+    detection = [{"box": [0.0, 32.0, 64.0, 64.0], "score": 0.9, "class_id": 1}]
+    back = to_original(detection, original_size=(100, 200), input_size=(128, 128))
+    np.testing.assert_allclose(back[0]["box"], [0, 0, 100, 50])
+    stretched = to_original(detection, original_size=(100, 200), input_size=(128, 128), letterbox=False)
+    np.testing.assert_allclose(stretched[0]["box"], [0, 25, 100, 50])
+
+
+@pytest.mark.slow
+def test_it_learns_two_images_and_finds_every_box():
+    model, x = small(), scenes()
+    optimizer = lucid.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(300):
+        loss = model.get_loss(x, GROUND_TRUTH)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])
+    for detections, truth in zip(model.predict(x), GROUND_TRUTH, strict=True):
+        for cls, *xywh in truth:
+            same_class = [d["box"] for d in detections if d["class_id"] == cls]
+            best = max((float(iou(np.array(b), xywh_to_xyxy(np.array(xywh)))) for b in same_class), default=0.0)
+            assert best > 0.7, f"class {cls:g} box {xywh}: best IoU {best:.3f}"

@@ -1,0 +1,114 @@
+"""Target assignment: which predictions are responsible for which ground-truth box.
+
+Ground truth comes per image as an (M, 5) array [class_id, cx, cy, w, h] in input pixels.
+The encoded form (the seed's) is one array per stride, (N, Hs, Ws, A * (5 + C)), holding
+for every cell and anchor [tx, ty, tw, th, obj, one-hot classes]: tx, ty the centre's
+offset inside its cell (in [0, 1)), tw, th = log(w / anchor_w), log(h / anchor_h), and
+obj = 1 where that anchor of that cell is responsible.
+
+darknet's rule (yolo_layer.c): a box belongs to the cell that holds its centre, at every
+stride. Among *all* anchors (nine for YOLOv4) the one whose shape fits best (IoU of the
+two sizes with centres aligned) is positive, and so is every other anchor whose shape IoU
+exceeds ``iou_thresh`` (0.213), so one box can train several anchors at several strides.
+When two boxes claim the same cell and anchor, the later one wins, as in darknet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minilucid.backend import as_numpy
+from yolov4.config import YOLO_V4Config
+
+EDGE_TOLERANCE = 1.0  # pixels a box may stick out of the image (rounding of labels)
+
+
+def check_boxes(boxes: Any, num_classes: int, image_size: tuple[int, int], image: int = 0) -> np.ndarray:
+    """Validate one image's (M, 5) ground truth; returns it as float64, or raises ValueError."""
+    array = as_numpy(boxes.data if hasattr(boxes, "data") and not isinstance(boxes, np.ndarray) else boxes)
+    array = np.asarray(array, dtype=np.float64)
+    if array.size == 0:
+        return np.zeros((0, 5))
+    if array.ndim != 2 or array.shape[1] != 5:
+        raise ValueError(
+            f"image {image}: ground truth must be (M, 5) [class_id, cx, cy, w, h], got shape {array.shape}"
+        )
+    height, width = image_size
+    for row, (cls, cx, cy, w, h) in enumerate(array):
+        where = f"image {image}, box {row} ({cls:g}, {cx:g}, {cy:g}, {w:g}, {h:g})"
+        if not np.all(np.isfinite(array[row])):
+            raise ValueError(f"{where}: values must be finite")
+        if cls != int(cls) or not 0 <= cls < num_classes:
+            raise ValueError(f"{where}: class_id must be an integer in [0, {num_classes}), got {cls:g}")
+        if w <= 0 or h <= 0:
+            raise ValueError(f"{where}: width and height must be positive")
+        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        tol = EDGE_TOLERANCE
+        if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
+            raise ValueError(
+                f"{where}: the box [{x1:g}, {y1:g}, {x2:g}, {y2:g}] lies outside the {width}x{height} image "
+                "(boxes are [class_id, cx, cy, w, h] in input pixels)"
+            )
+    return array
+
+
+def shape_iou(wh: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """IoU of a (w, h) size with each anchor size (K, 2), centres aligned."""
+    inter = np.minimum(wh[0], anchors[:, 0]) * np.minimum(wh[1], anchors[:, 1])
+    return inter / (wh[0] * wh[1] + anchors[:, 0] * anchors[:, 1] - inter)
+
+
+def encode_targets(ground_truth: list, config: YOLO_V4Config, image_size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Per-image (M, 5) boxes -> one (N, Hs, Ws, A * (5 + C)) float32 array per stride."""
+    height, width = image_size
+    values = 5 + config.num_classes
+    levels = [
+        np.zeros((len(ground_truth), height // s, width // s, len(a), values), dtype=np.float32)
+        for s, a in zip(config.strides, config.anchors, strict=True)
+    ]
+    # Every anchor of every stride, with where it lives: (level, index within the level).
+    all_anchors = np.array([wh for level in config.anchors for wh in level])
+    homes = [(level, index) for level, anchors in enumerate(config.anchors) for index in range(len(anchors))]
+    for image, boxes in enumerate(ground_truth):
+        for cls, cx, cy, w, h in check_boxes(boxes, config.num_classes, image_size, image):
+            fits = shape_iou(np.array([w, h]), all_anchors)
+            best = int(np.argmax(fits))
+            for k, (level, index) in enumerate(homes):
+                if k != best and fits[k] <= config.pos_iou_thr:
+                    continue
+                stride = config.strides[level]
+                target = levels[level]
+                i = min(int(cx // stride), target.shape[2] - 1)  # cell column
+                j = min(int(cy // stride), target.shape[1] - 1)  # cell row
+                anchor_w, anchor_h = config.anchors[level][index]
+                slot = target[image, j, i, index]
+                slot[:] = 0
+                slot[:5] = [cx / stride - i, cy / stride - j, np.log(w / anchor_w), np.log(h / anchor_h), 1.0]
+                slot[5 + int(cls)] = 1.0
+    return tuple(t.reshape(t.shape[0], t.shape[1], t.shape[2], -1) for t in levels)
+
+
+def positives(encoded: np.ndarray, num_anchors: int) -> tuple[np.ndarray, ...]:
+    """Indices (n, j, i, a) of the responsible slots of one encoded level."""
+    n, h, w, _ = encoded.shape
+    return np.nonzero(encoded.reshape(n, h, w, num_anchors, -1)[..., 4] > 0.5)
+
+
+def decode_targets(encoded: tuple, config: YOLO_V4Config) -> list[np.ndarray]:
+    """Per image, the xyxy boxes (in pixels) that the encoded targets hold (a box positive
+    for several anchors appears once per anchor)."""
+    encoded = [as_numpy(t.data if hasattr(t, "data") and not isinstance(t, np.ndarray) else t) for t in encoded]
+    images = encoded[0].shape[0]
+    found: list[list[np.ndarray]] = [[] for _ in range(images)]
+    for level, target in enumerate(encoded):
+        stride, anchors = config.strides[level], np.asarray(config.anchors[level])
+        n, j, i, a = positives(target, len(anchors))
+        slots = target.reshape(*target.shape[:3], len(anchors), -1)[n, j, i, a]
+        cx, cy = (i + slots[:, 0]) * stride, (j + slots[:, 1]) * stride
+        w, h = anchors[a, 0] * np.exp(slots[:, 2]), anchors[a, 1] * np.exp(slots[:, 3])
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+        for image in range(images):
+            found[image].append(boxes[n == image])
+    return [np.concatenate(parts) if parts else np.zeros((0, 4)) for parts in found]
