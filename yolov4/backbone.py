@@ -86,6 +86,9 @@ class CSPDarknet53(nn.Module):
             )
             previous = width
         self.out_channels = tuple(widths[2:])
+        # DropBlock on the three maps the neck reads (a regularizer of the paper's "bag of
+        # freebies"); it has no weights and is the identity in eval mode.
+        self.drop_block = nn.DropBlock2d(config.drop_block_size, config.drop_block) if config.drop_block else None
 
     def stages(self) -> list[CSPStage]:
         return [getattr(self, f"stage{i}") for i in range(1, 6)]
@@ -96,6 +99,8 @@ class CSPDarknet53(nn.Module):
         for stage in self.stages():
             x = stage(x)
             features.append(x)
+        if self.drop_block is not None:
+            return tuple(self.drop_block(f) for f in features[2:])
         return tuple(features[2:])
 
     def to_darknet(self, graph: DarknetGraph, source: int) -> tuple[int, ...]:

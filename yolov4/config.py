@@ -54,6 +54,10 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         box_loss: ``"ciou"`` (default), ``"diou"``, ``"giou"`` or ``"mse"``.
         nms_kind: ``"diou"`` (default) or ``"greedy"``; beta_nms: DIoU-NMS's beta (0.6).
         width_multiple, depth_multiple: scale channels and residual blocks for small variants.
+        drop_block: DropBlock's drop probability after backbone stages 3-5 (0: off).
+        drop_block_size: DropBlock's block size (7, as the DropBlock paper).
+        cmbn: Cross mini-Batch Normalization: BatchNorm statistics accumulated over the
+            mini-batches of one update (with gradient accumulation), instead of per mini-batch.
     """
 
     num_classes: int = 80
@@ -79,6 +83,9 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
     beta_nms: float = 0.6
     width_multiple: float = 1.0
     depth_multiple: float = 1.0
+    drop_block: float = 0.0
+    drop_block_size: int = 7
+    cmbn: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -185,6 +192,13 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         _check(self, "box_loss", self.box_loss in BOX_LOSSES, f"one of {BOX_LOSSES}")
         _check(self, "nms_kind", self.nms_kind in NMS_KINDS, f"one of {NMS_KINDS}")
         _check(self, "beta_nms", self.beta_nms > 0, "a number > 0")
+        _check(self, "drop_block", 0 <= self.drop_block < 1, "a probability in [0, 1)")
+        _check(
+            self,
+            "drop_block_size",
+            isinstance(self.drop_block_size, int) and self.drop_block_size > 0,
+            "a positive int",
+        )
         for name in ("width_multiple", "depth_multiple"):
             value = getattr(self, name)
             _check(self, name, 0 < value <= 4 and math.isfinite(value), "a number in (0, 4]")

@@ -10,6 +10,7 @@ from minilucid.backend import as_numpy
 from yolov4.boxes import nms
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import decode_level
+from yolov4.geometry import letterbox_geometry
 
 MAX_CANDIDATES = 30_000  # the best scores kept before NMS: bounds its cost on a noisy map
 
@@ -62,20 +63,20 @@ def to_original(
     """Map detections from the network's input frame back to the original image.
 
     ``original_size`` and ``input_size`` are (height, width). With ``letterbox`` the image was
-    scaled by one factor to fit and centred with padding (the letterbox of the data module);
-    otherwise it was stretched to the input size.
+    scaled by one factor and centred with padding (``yolov4.data.letterbox``); otherwise it
+    was stretched to the input size.
     """
-    (h0, w0), (h, w) = original_size, input_size
-    if letterbox:
-        scale = min(w / w0, h / h0)
-        sx = sy = scale
-        pad_x, pad_y = (w - w0 * scale) / 2, (h - h0 * scale) / 2
-    else:
-        sx, sy, pad_x, pad_y = w / w0, h / h0, 0.0, 0.0
+    place = letterbox_geometry(original_size, input_size, letterbox)
+    h0, w0 = original_size
     mapped = []
     for d in detections:
         x1, y1, x2, y2 = d["box"]
-        box = [(x1 - pad_x) / sx, (y1 - pad_y) / sy, (x2 - pad_x) / sx, (y2 - pad_y) / sy]
+        box = [
+            (x1 - place.pad_x) / place.scale_x,
+            (y1 - place.pad_y) / place.scale_y,
+            (x2 - place.pad_x) / place.scale_x,
+            (y2 - place.pad_y) / place.scale_y,
+        ]
         box = [min(max(v, 0.0), limit) for v, limit in zip(box, (w0, h0, w0, h0), strict=True)]
         mapped.append({**d, "box": box})
     return mapped

@@ -21,6 +21,7 @@ from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
 from yolov4.loss import yolo_loss
 from yolov4.neck import TinyNeck, YOLOv4Neck
+from yolov4.regularize import use_cross_minibatch_norm
 from yolov4.targets import encode_targets
 
 
@@ -66,6 +67,8 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
                 for c, h, anchors in zip(self.neck.out_channels, hidden, config.anchors, strict=True)
             ]
         )
+        if config.cmbn:
+            use_cross_minibatch_norm(self)
 
     # ------------------------------------------------------------------ forward
     def check_input(self, x: Any) -> lucid.Tensor:

@@ -1,0 +1,182 @@
+"""Readers and writers of YOLO txt, COCO JSON and Pascal VOC, and their errors."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from yolov4.data.formats import (
+    parse_yolo_label,
+    read_coco,
+    read_dataset,
+    read_voc,
+    read_yolo,
+    write_coco,
+    write_voc,
+    write_yolo,
+)
+from yolov4.data.images import read_image
+from yolov4.data.shapes import CLASS_NAMES, draw_scene, shapes_dataset
+
+NAMES = CLASS_NAMES
+
+
+def samples(count=4, size=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(f"img{i}.png", *draw_scene(rng, size)) for i in range(count)]
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "coco", "voc"])
+def test_round_trip_gives_the_same_boxes(fmt, tmp_path):
+    written = samples()
+    if fmt == "yolo":
+        dataset = read_yolo(write_yolo(written, tmp_path, NAMES))
+    elif fmt == "coco":
+        dataset = read_coco(write_coco(written, tmp_path / "annotations.json", NAMES))
+    else:
+        dataset = read_voc(write_voc(written, tmp_path, NAMES), NAMES)
+    assert dataset.class_names == NAMES and len(dataset) == len(written)
+    by_name = {path.name: boxes for path, boxes in dataset.items}
+    for name, _, boxes in written:
+        np.testing.assert_allclose(by_name[name], boxes, atol=1e-6)
+    image, _ = dataset[0]
+    assert image.shape == (3, 96, 96) and image.dtype == np.float32 and image.min() >= 0 and image.max() <= 1
+    assert read_dataset(tmp_path / "annotations.json" if fmt == "coco" else tmp_path).class_names == NAMES
+
+
+def test_yolo_class_names_from_every_kind_of_file_and_roboflow_layout(tmp_path):
+    root = write_yolo(samples(2), tmp_path / "plain", NAMES)
+    (root / "data.yaml").unlink()
+    (root / "obj.names").write_text("\n".join(NAMES) + "\n")
+    assert read_yolo(root).class_names == NAMES
+    (root / "obj.names").rename(root / "classes.txt")
+    (root / "obj.data").write_text("classes = 3\nnames = classes.txt\n")
+    assert read_yolo(root / "obj.data").class_names == NAMES
+    # Roboflow: train/images, valid/images and a data.yaml naming them, names as a mapping
+    rf = tmp_path / "roboflow"
+    write_yolo(samples(2), rf / "train", NAMES)
+    write_yolo(samples(1, seed=1), rf / "valid", NAMES)
+    (rf / "data.yaml").write_text(
+        "train: train/images\nval: valid/images\nnames:\n  0: circle\n  1: square\n  2: triangle\n"
+    )
+    assert len(read_yolo(rf, "train")) == 2 and len(read_yolo(rf, "val")) == 1
+    assert read_yolo(rf / "data.yaml", "val").class_names == NAMES
+
+
+def test_an_image_without_a_label_file_has_no_objects(tmp_path):
+    root = write_yolo(samples(2), tmp_path, NAMES)
+    (root / "labels" / "img1.txt").unlink()
+    dataset = read_yolo(root)
+    assert dataset.items[1][1].shape == (0, 5) and len(dataset.items[0][1]) > 0
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("0 0.5 0.5 0.1", r"labels/img0.txt, line 2: expected 5 fields 'class cx cy w h', got 4"),
+        ("0 0.5 1.5 0.1 0.1", r"line 2: coordinates must be normalized to \[0, 1\]"),
+        ("7 0.5 0.5 0.1 0.1", r"line 2: unknown class 7; there are 3 classes"),
+        ("x 0.5 0.5 0.1 0.1", r"line 2: expected an integer class and four numbers"),
+        ("1 0.5 0.5 0 0.1", r"line 2: width and height must be positive"),
+    ],
+)
+def test_malformed_yolo_lines_name_file_and_line(line, message, tmp_path):
+    root = write_yolo(samples(1), tmp_path, NAMES)
+    label = root / "labels" / "img0.txt"
+    label.write_text("0 0.5 0.5 0.2 0.2\n" + line + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_yolo(root)
+
+
+def test_missing_and_unreadable_images(tmp_path):
+    root = write_yolo(samples(1), tmp_path / "yolo", NAMES)
+    (root / "images" / "broken.png").write_bytes(b"not a png")
+    (root / "labels" / "broken.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(ValueError, match=r"broken.png: cannot read the image"):
+        read_yolo(root)
+    with pytest.raises(ValueError, match=r"image file not found"):
+        read_image(tmp_path / "nope.png")
+    coco = write_coco(samples(2), tmp_path / "coco" / "a.json", NAMES)
+    (coco.parent / "img1.png").unlink()
+    with pytest.raises(ValueError, match=r"image .*img1.png listed in 'images' is missing"):
+        read_coco(coco)
+    voc = write_voc(samples(1), tmp_path / "voc", NAMES)
+    (voc / "JPEGImages" / "img0.png").unlink()
+    with pytest.raises(ValueError, match=r"img0.xml: its image .* is missing"):
+        read_voc(voc)
+
+
+def test_malformed_coco_and_voc(tmp_path):
+    path = write_coco(samples(1), tmp_path / "a.json", NAMES)
+    content = json.loads(path.read_text())
+    bad = json.loads(path.read_text())
+    bad["annotations"][0]["category_id"] = 99
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"annotations\[0\]: category_id 99 is not in 'categories'"):
+        read_coco(path)
+    bad = json.loads(json.dumps(content))
+    bad["annotations"][0]["bbox"] = [1, 2, 3]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"annotations\[0\]: bbox must be \[x, y, w, h\]"):
+        read_coco(path)
+    bad = json.loads(json.dumps(content))
+    bad["annotations"][0]["bbox"] = [90, 90, 50, 50]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"annotations\[0\]: bbox .* outside the 96x96 image"):
+        read_coco(path)
+    crowd = json.loads(json.dumps(content))
+    crowd["annotations"][0]["iscrowd"] = 1
+    path.write_text(json.dumps(crowd))
+    assert len(read_coco(path).items[0][1]) == len(content["annotations"]) - 1
+    voc = write_voc(samples(1), tmp_path / "voc", NAMES)
+    xml = voc / "Annotations" / "img0.xml"
+    xml.write_text(
+        xml.read_text()
+        .replace("<name>circle</name>", "<name>hexagon</name>")
+        .replace("<name>square</name>", "<name>hexagon</name>")
+        .replace("<name>triangle</name>", "<name>hexagon</name>")
+    )
+    with pytest.raises(ValueError, match=r"img0.xml: <object> 0: unknown class 'hexagon'"):
+        read_voc(voc, NAMES)
+    xml.write_text("<annotation><filename>img0.png</filename><object><name>circle</name></object></annotation>")
+    with pytest.raises(ValueError, match=r"<object> 0: needs <name> and <bndbox>"):
+        read_voc(voc, NAMES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
+def test_garbage_label_lines_only_ever_raise_value_error(tmp_path_factory, line):
+    path = tmp_path_factory.mktemp("labels") / "x.txt"
+    path.write_text(line + "\n", encoding="utf-8")
+    try:
+        boxes = parse_yolo_label(path, 3, 64, 64)
+    except ValueError as error:
+        assert "x.txt, line" in str(error)
+    else:
+        assert boxes.shape[1] == 5
+
+
+def test_builtin_dataset_is_deterministic_and_has_what_training_needs(tmp_path):
+    a = shapes_dataset("train", root=tmp_path / "a", train=30, val=6)
+    b = shapes_dataset("train", root=tmp_path / "b", train=30, val=6)
+    for (_, x), (_, y) in zip(a.items, b.items, strict=True):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a[3][0], b[3][0])
+    assert len(shapes_dataset("val", root=tmp_path / "a", train=30, val=6)) == 6
+    boxes = np.concatenate(a.boxes())
+    assert set(boxes[:, 0].astype(int)) == {0, 1, 2}
+    sides = boxes[:, 3:5].max(axis=1)
+    assert (sides < 32).sum() > 5 and ((sides >= 32) & (sides < 96)).sum() > 5 and (sides >= 96).sum() > 0
+    per_image = [len(x) for x in a.boxes()]
+    assert min(per_image) >= 1 and max(per_image) >= 4
+    overlapping = 0
+    for image_boxes in a.boxes():
+        corners = np.c_[image_boxes[:, 1:3] - image_boxes[:, 3:5] / 2, image_boxes[:, 1:3] + image_boxes[:, 3:5] / 2]
+        for i in range(len(corners)):
+            for j in range(i + 1, len(corners)):
+                w = min(corners[i, 2], corners[j, 2]) - max(corners[i, 0], corners[j, 0])
+                h = min(corners[i, 3], corners[j, 3]) - max(corners[i, 1], corners[j, 1])
+                overlapping += w > 0 and h > 0
+    assert overlapping > 0  # partial occlusion happens

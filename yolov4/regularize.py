@@ -1,0 +1,110 @@
+"""Regularizers of the YOLOv4 paper beyond augmentation: CmBN and Self-Adversarial Training.
+
+(DropBlock is ``YOLO_V4Config.drop_block``; label smoothing is ``cls_label_smoothing``.)
+
+**CmBN**, Cross mini-Batch Normalization. With gradient accumulation (darknet's
+subdivisions) one weight update sees several mini-batches; plain BatchNorm normalizes each
+with its own few samples. CmBN normalizes mini-batch t of an update with the statistics of
+mini-batches 1..t together (sums of x and x^2 accumulated; earlier mini-batches enter as
+constants), so later mini-batches see steadier statistics. ``reset_cross_minibatch_norm``
+starts a new update. With one mini-batch per update it is exactly BatchNorm.
+
+**SAT**, Self-Adversarial Training, is two stages. First the network attacks its own
+input: the image moves by epsilon in the direction that raises the loss (the sign of the
+loss's gradient with respect to the image), the weights untouched. Then the network trains
+on the altered image with the original labels. The attack runs the network in eval mode:
+its loss is then a function of each image alone, not of the batch it happens to sit in
+(in train mode, with small batches, BatchNorm couples the images so strongly that a step
+of 2/255 is far outside the linear regime and measurably lowered the loss it was meant to
+raise), and no BatchNorm statistics change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import minilucid as lucid
+from minilucid import nn
+from minilucid.backend import get_array_module
+
+
+class CrossMiniBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics span the mini-batches of one update.
+
+    Statistics are kept as (count, mean, sum of squared deviations) and combined with
+    Chan et al.'s parallel formula, which avoids the cancellation of E[x^2] - E[x]^2.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__(num_features, eps, momentum, unbiased_running_var=False)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new update: forget the statistics of earlier mini-batches."""
+        self._earlier = None  # (count, mean, squared deviations) per channel, as constants
+
+    def forward(self, x: lucid.Tensor) -> lucid.Tensor:
+        if not self.training:
+            return super().forward(x)
+        c = self.num_features
+        axes, shape = (0, 2, 3), (1, c, 1, 1)
+        count = x.size // c
+        mean = lucid.mean(x, axis=axes)  # this mini-batch, with gradients
+        centred = x - mean.reshape(shape)
+        squares = lucid.sum(centred * centred, axis=axes)
+        if self._earlier is not None:
+            n0, mean0, squares0 = self._earlier
+            total = n0 + count
+            delta = mean - mean0
+            mean = mean0 + delta * (count / total)
+            squares = squares + squares0 + delta * delta * (n0 * count / total)
+            count = total
+        var = squares * (1.0 / count)
+        self._earlier = (count, mean.data, squares.data)
+        m = self.momentum
+        self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mean.data
+        self.running_var.data[...] = (1 - m) * self.running_var.data + m * var.data
+        scale = self.weight * (var + self.eps) ** -0.5
+        return (x - mean.reshape(shape)) * scale.reshape(shape) + self.bias.reshape(shape)
+
+
+def use_cross_minibatch_norm(model: nn.Module) -> nn.Module:
+    """Replace every ``bn`` BatchNorm2d of the model by CmBN, keeping its parameters and
+    statistics (so state dicts and optimizers are unchanged)."""
+    for module in model.modules():
+        old = module._modules.get("bn")
+        if isinstance(old, nn.BatchNorm2d) and not isinstance(old, CrossMiniBatchNorm2d):
+            new = CrossMiniBatchNorm2d(old.num_features, old.eps, old.momentum)
+            new.weight, new.bias = old.weight, old.bias
+            new.running_mean, new.running_var = old.running_mean, old.running_var
+            module.bn = new
+    return model
+
+
+def reset_cross_minibatch_norm(model: nn.Module) -> None:
+    """Call after each optimizer step: the next mini-batch starts a new update."""
+    for module in model.modules():
+        if isinstance(module, CrossMiniBatchNorm2d):
+            module.reset()
+
+
+def self_adversarial_images(model: Any, images: Any, targets: Any, epsilon: float = 2 / 255) -> lucid.Tensor:
+    """SAT's first stage: ``images`` moved by ``epsilon`` along the sign of d loss / d image
+    (the network in eval mode), clipped to [0, 1]. The model's weights, gradients, BatchNorm
+    statistics and train/eval mode are left as they were."""
+    if epsilon <= 0:
+        raise ValueError(f"self_adversarial_images: epsilon must be > 0, got {epsilon}")
+    grads = [p.grad for p in model.parameters()]
+    was_training = model.training
+    source = images.data if isinstance(images, lucid.Tensor) else np.asarray(images, dtype=np.float32)
+    attack = lucid.Tensor(source, requires_grad=True, device=getattr(images, "device", "cpu"))
+    try:
+        model.eval().get_loss(attack, targets).backward()
+    finally:
+        model.train(was_training)
+        for parameter, grad in zip(model.parameters(), grads, strict=True):
+            parameter.grad = grad
+    xp = get_array_module(attack.data)
+    return lucid.Tensor(xp.clip(attack.data + epsilon * xp.sign(attack.grad), 0, 1).astype(attack.dtype))
