@@ -1,9 +1,170 @@
-"""``python -m yolov4``: the command line (more commands come with training and evaluation)."""
+"""``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, export, demo.
+
+Every command has ``--help``. Errors are one line (``yolov4: error: ...``), not a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _model_from_args(args: argparse.Namespace):
+    """(model, class names) from --weights CKPT or --darknet CFG WEIGHTS."""
+    if getattr(args, "darknet", None):
+        from yolov4.darknet import load_darknet
+
+        cfg, weights = args.darknet
+        model = load_darknet(cfg, weights).to(args.device).eval()
+        names_file = Path(args.names) if getattr(args, "names", None) else None
+        names = names_file.read_text().split("\n") if names_file else [str(k) for k in range(model.config.num_classes)]
+        return model, [n for n in names if n]
+    if not getattr(args, "weights", None):
+        raise ValueError("give --weights CKPT (a training checkpoint) or --darknet CFG WEIGHTS")
+    from yolov4.train import load_trained
+
+    if not Path(args.weights).is_file():
+        raise FileNotFoundError(f"no checkpoint at {args.weights}")
+    model, names, _ = load_trained(args.weights, args.device)
+    return model, names
+
+
+def train_command(args: argparse.Namespace) -> None:
+    from yolov4.train import TrainConfig, Trainer
+
+    overrides = {
+        k: v
+        for k, v in {
+            "data": args.data,
+            "model": args.model,
+            "img": args.img,
+            "epochs": args.epochs,
+            "batch": args.batch,
+            "device": args.device,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "out": args.out,
+            "seed": args.seed,
+        }.items()
+        if v is not None
+    }
+    config = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    if config.data is not None and not Path(config.data).exists():
+        raise FileNotFoundError(f"no dataset at {config.data}")
+    trainer = Trainer(config, progress=not args.quiet)
+    if args.resume:
+        if not Path(args.resume).is_file():
+            raise FileNotFoundError(f"no checkpoint at {args.resume}")
+        trainer.resume(args.resume)
+        print(f"resuming {args.resume} at epoch {trainer.epoch + 1}")
+    trainer.fit()
+    print(f"checkpoints, log.jsonl and curves.png are in {trainer.out}")
+
+
+METRIC_KEYS = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
+
+
+def print_metrics(metrics: dict) -> None:
+    labels = ("mAP@[.5:.95]", "mAP@0.5", "mAP@0.75", "AP small", "AP medium", "AP large")
+    for key, label in zip(METRIC_KEYS, labels, strict=True):
+        print(f"{label:>14}  {metrics[key]:.4f}")
+    print(f"{'VOC AP@0.5':>14}  {metrics['voc_map50']:.4f} (11-point {metrics['voc07_map50']:.4f})")
+    for name, value in metrics["per_class"].items():
+        print(f"{'AP ' + name:>14}  {value:.4f}")
+
+
+def eval_command(args: argparse.Namespace) -> None:
+    if args.gt or args.pred:
+        if not (args.gt and args.pred):
+            raise ValueError("--gt and --pred go together")
+        for path in (args.gt, args.pred):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"no file at {path}")
+        from yolov4.evaluate import evaluate_coco_files
+
+        metrics = evaluate_coco_files(args.gt, args.pred)
+    else:
+        if not args.data:
+            raise ValueError("give --data PATH with --weights CKPT, or --gt GT.json --pred PRED.json")
+        if not Path(args.data).exists():
+            raise FileNotFoundError(f"no dataset at {args.data}")
+        from yolov4.data.formats import read_dataset
+        from yolov4.validate import evaluate_model
+
+        model, _ = _model_from_args(args)
+        dataset = read_dataset(args.data, args.split)
+        metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
+    print_metrics(metrics)
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps({k: metrics[k] for k in (*METRIC_KEYS, "per_class", "voc_map50", "voc07_map50")}, indent=2)
+        )
+        print(f"metrics written to {args.out}")
+
+
+def predict_command(args: argparse.Namespace) -> None:
+    from yolov4.data.augment import letterbox
+    from yolov4.data.images import read_image
+    from yolov4.detect import to_original
+    from yolov4.draw import draw_detections
+
+    model, names = _model_from_args(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for image_id, path in enumerate(args.images, start=1):
+        image = read_image(path)
+        boxed, _ = letterbox(image, np.zeros((0, 5)), (args.img, args.img))
+        found = model.predict(boxed, args.conf, args.iou)[0]
+        found = to_original(found, image.shape[1:], (args.img, args.img))
+        draw_detections(image, found, names).save(out / f"{Path(path).stem}.png")
+        for d in found:
+            x1, y1, x2, y2 = d["box"]
+            records.append(
+                {
+                    "image_id": image_id,
+                    "file_name": Path(path).name,
+                    "category_id": d["class_id"] + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": d["score"],
+                }
+            )
+        print(f"{path}: {len(found)} objects")
+    (out / "detections.json").write_text(json.dumps(records))
+    print(f"annotated images and detections.json (COCO format) are in {out}")
+
+
+def anchors_command(args: argparse.Namespace) -> None:
+    from yolov4.anchors import dataset_anchors
+    from yolov4.data.formats import read_dataset
+
+    if not Path(args.data).exists():
+        raise FileNotFoundError(f"no dataset at {args.data}")
+    anchors, mean_iou = dataset_anchors(
+        read_dataset(args.data, args.split), args.img, args.n, levels=3 if args.n % 3 == 0 else 1
+    )
+    print(f"mean IoU of the boxes with their best anchor: {mean_iou:.3f}")
+    print("anchors (w, h) per stride, for YOLO_V4Config(anchors=...):")
+    print(json.dumps(anchors))
+
+
+def export_command(args: argparse.Namespace) -> None:
+    from yolov4.darknet import save_darknet
+
+    model, _ = _model_from_args(args)
+    cfg, weights = args.darknet_out
+    save_darknet(model, cfg, weights, args.img, args.img)
+    print(f"wrote {cfg} and {weights}")
+
+
+def demo_command(args: argparse.Namespace) -> None:
+    from yolov4.demo import run_demo
+
+    run_demo(args.out, args.device, epochs=args.epochs)
 
 
 def augment_gallery_command(args: argparse.Namespace) -> None:
@@ -16,14 +177,78 @@ def augment_gallery_command(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yolov4", description="YOLOv4 on minilucid.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    gallery = commands.add_parser("augment-gallery", help="write a PNG of every augmentation with its boxes")
-    gallery.add_argument("--data", help="a dataset (YOLO folder, COCO .json or VOC folder); default: the built-in one")
-    gallery.add_argument("--out", default="augment-gallery.png", help="the PNG to write (default: %(default)s)")
-    gallery.add_argument("--size", type=int, default=256, help="tile size in pixels (default: %(default)s)")
-    gallery.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    gallery.set_defaults(run=augment_gallery_command)
+    parser = argparse.ArgumentParser(prog="yolov4", description="YOLOv4 built on minilucid (NumPy, or CuPy on a GPU).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def device(p):
+        p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="where to run (default: %(default)s)")
+
+    p = commands.add_parser("train", help="train a model on a dataset")
+    p.add_argument("--data", help="YOLO folder or data.yaml, COCO .json, or VOC folder (default: built-in shapes)")
+    p.add_argument("--model", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: small)")
+    p.add_argument("--img", type=int, help="input size, a multiple of 32 (default: 416)")
+    p.add_argument("--epochs", type=int, help="epochs (default: 30)")
+    p.add_argument("--batch", type=int, help="images per update (default: 8)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default: sgd)")
+    p.add_argument("--lr", type=float, help="learning rate (default: 0.0013)")
+    p.add_argument("--config", help="a YAML or JSON file with any TrainConfig settings")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (last.npz)")
+    p.add_argument("--out", help="output folder (default: runs/train)")
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")
+    p.set_defaults(run=train_command)
+
+    p = commands.add_parser("eval", help="COCO mAP of a model on a dataset, or of a detections JSON")
+    p.add_argument("--data", help="the dataset to evaluate on")
+    p.add_argument("--split", default="val", help="the split of a YOLO dataset (default: %(default)s)")
+    p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
+    p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
+    p.add_argument("--gt", help="COCO ground-truth JSON (with --pred)")
+    p.add_argument("--pred", help="COCO detections JSON (with --gt)")
+    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--out", metavar="METRICS.json", help="write the metrics here")
+    p.add_argument("--plots", metavar="DIR", help="write pr_curve.png and confusion_matrix.png here")
+    device(p)
+    p.set_defaults(run=eval_command)
+
+    p = commands.add_parser("predict", help="detect objects in images")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
+    p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
+    p.add_argument("--names", help="class names, one a line (for --darknet; e.g. coco.names)")
+    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--conf", type=float, default=0.25, help="score threshold (default: %(default)s)")
+    p.add_argument("--iou", type=float, default=0.45, help="NMS threshold (default: %(default)s)")
+    p.add_argument("--out", default="runs/predict", help="output folder (default: %(default)s)")
+    device(p)
+    p.set_defaults(run=predict_command)
+
+    p = commands.add_parser("anchors", help="k-means anchors for a dataset (1 - IoU distance)")
+    p.add_argument("--data", required=True, help="the dataset")
+    p.add_argument("--split", default="train", help="the split of a YOLO dataset (default: %(default)s)")
+    p.add_argument("-n", type=int, default=9, help="number of anchors (default: %(default)s)")
+    p.add_argument("--img", type=int, default=416, help="input size the anchors are for (default: %(default)s)")
+    p.set_defaults(run=anchors_command)
+
+    p = commands.add_parser("export", help="write a checkpoint as a darknet .cfg and .weights pair")
+    p.add_argument("--weights", metavar="CKPT", required=True, help="a training checkpoint")
+    p.add_argument("--darknet", nargs=2, dest="darknet_out", metavar=("OUT.cfg", "OUT.weights"), required=True)
+    p.add_argument("--img", type=int, default=416, help="width and height written in the cfg (default: %(default)s)")
+    p.set_defaults(run=export_command, device="cpu")
+
+    p = commands.add_parser("demo", help="train on the built-in dataset, evaluate, and draw detections")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help="override the demo's number of epochs")
+    device(p)
+    p.set_defaults(run=demo_command)
+
+    p = commands.add_parser("augment-gallery", help="write a PNG of every augmentation with its boxes")
+    p.add_argument("--data", help="a dataset (YOLO folder, COCO .json or VOC folder); default: the built-in one")
+    p.add_argument("--out", default="augment-gallery.png", help="the PNG to write (default: %(default)s)")
+    p.add_argument("--size", type=int, default=256, help="tile size in pixels (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.set_defaults(run=augment_gallery_command)
     return parser
 
 
@@ -31,9 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
         print(f"yolov4: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("yolov4: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -63,7 +63,7 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         hidden = (config.channels(256), config.channels(512)) if tiny else tuple(2 * c for c in self.neck.out_channels)
         self.head = nn.ModuleList(
             [
-                YOLOHead(c, h, len(anchors), config.values_per_anchor)
+                YOLOHead(c, h, len(anchors), config.values_per_anchor, config.num_classes)
                 for c, h, anchors in zip(self.neck.out_channels, hidden, config.anchors, strict=True)
             ]
         )

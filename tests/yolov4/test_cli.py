@@ -1,9 +1,110 @@
+"""The command line end to end on a tiny dataset: train, eval, predict, anchors, export."""
+
+import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
+from minilucid import backend
 from yolov4.__main__ import main
+from yolov4.darknet import load_darknet
+
+
+def test_train_eval_predict_anchors_export(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_dataset),
+                "--model",
+                "small",
+                "--img",
+                "64",
+                "--epochs",
+                "1",
+                "--batch",
+                "4",
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.001",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (out / "last.npz").is_file() and (out / "log.jsonl").is_file()
+
+    metrics_file = tmp_path / "metrics.json"
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                str(tiny_dataset),
+                "--weights",
+                str(out / "last.npz"),
+                "--img",
+                "64",
+                "--out",
+                str(metrics_file),
+                "--plots",
+                str(tmp_path / "plots"),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads(metrics_file.read_text())
+    assert {"map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class"} <= set(metrics)
+    assert set(metrics["per_class"]) == {"circle", "square", "triangle"}
+    assert (tmp_path / "plots" / "pr_curve.png").is_file() and (tmp_path / "plots" / "confusion_matrix.png").is_file()
+    assert "mAP@[.5:.95]" in capsys.readouterr().out
+
+    images = sorted((tiny_dataset / "images" / "val").glob("*.png"))[:2]
+    assert (
+        main(
+            [
+                "predict",
+                *map(str, images),
+                "--weights",
+                str(out / "last.npz"),
+                "--img",
+                "64",
+                "--conf",
+                "0.01",
+                "--out",
+                str(tmp_path / "pred"),
+            ]
+        )
+        == 0
+    )
+    detections = json.loads((tmp_path / "pred" / "detections.json").read_text())
+    assert all({"image_id", "category_id", "bbox", "score"} <= set(d) for d in detections)
+    with Image.open(tmp_path / "pred" / f"{images[0].stem}.png") as picture:
+        assert picture.size == (64, 64)
+
+    gt = tmp_path / "gt.json"
+    from yolov4.data.formats import coco_dict, read_yolo
+
+    val = read_yolo(tiny_dataset, "val")
+    gt.write_text(json.dumps(coco_dict([(p.name, (64, 64), b) for p, b in val.items], val.class_names)))
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps([{**d, "image_id": 1} for d in detections]))
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--out", str(tmp_path / "m2.json")]) == 0
+    assert json.loads((tmp_path / "m2.json").read_text())["map"] >= 0
+
+    assert main(["anchors", "--data", str(tiny_dataset), "-n", "6", "--img", "64"]) == 0
+    assert "mean IoU" in capsys.readouterr().out
+
+    cfg, weights = tmp_path / "m.cfg", tmp_path / "m.weights"
+    assert main(["export", "--weights", str(out / "last.npz"), "--darknet", str(cfg), str(weights)]) == 0
+    assert load_darknet(cfg, weights).config.num_classes == 3
 
 
 def test_augment_gallery_command(tmp_path, monkeypatch):
@@ -14,12 +115,29 @@ def test_augment_gallery_command(tmp_path, monkeypatch):
         assert picture.size == (4 * 96, 2 * (96 + 18))
 
 
-def test_errors_are_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["augment-gallery", "--data", "/no/such/dataset"], "yolov4: error:"),
+        (["train", "--data", "/no/such/dataset"], "yolov4: error: no dataset at /no/such/dataset"),
+        (["train", "--model", "yolov9"], "yolov4: error: TrainConfig.model = 'yolov9' is invalid"),
+        (["eval", "--weights", "/no/ckpt.npz", "--data", "/tmp"], "yolov4: error: no checkpoint at /no/ckpt.npz"),
+    ],
+)
+def test_errors_are_one_line(argv, message):
+    result = subprocess.run([sys.executable, "-m", "yolov4", *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message) and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(backend.gpu_available(), reason="this machine has a GPU")
+def test_gpu_without_one_is_a_one_line_error():
     result = subprocess.run(
-        [sys.executable, "-m", "yolov4", "augment-gallery", "--data", str(tmp_path / "missing")],
+        [sys.executable, "-m", "yolov4", "demo", "--device", "gpu", "--epochs", "1"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
-    assert result.returncode == 1
-    assert result.stderr.startswith("yolov4: error:") and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "'gpu' was requested but is not available" in result.stderr
+    assert "Traceback" not in result.stderr

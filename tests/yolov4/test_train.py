@@ -1,0 +1,150 @@
+"""Training: exact resume, survival of a kill, NaN handling, the config file, anchors, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import minilucid as lucid
+from yolov4.anchors import kmeans_anchors
+from yolov4.data.shapes import CLASS_NAMES
+from yolov4.train import TrainConfig, Trainer, TrainingError, load_trained
+
+
+def config(root, out, **overrides):
+    settings = dict(
+        data=str(root),
+        model="small",
+        img=64,
+        epochs=2,
+        batch=4,
+        optimizer="adam",
+        lr=1e-3,
+        burn_in=2,
+        out=str(out),
+        seed=3,
+        augment=dict(jitter=0.2, flip=0.5, mosaic=0.5),
+        ema=0.9,
+        drop_block=0.1,
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def weights_of(trainer):
+    return {k: np.array(v) for k, v in trainer.model.state_dict().items()}
+
+
+def test_resume_is_exact(tiny_dataset, tmp_path):
+    straight = Trainer(config(tiny_dataset, tmp_path / "a"), progress=False)
+    straight.fit()
+    first = Trainer(config(tiny_dataset, tmp_path / "b"), progress=False)
+    first.fit(epochs=1)
+    resumed = Trainer(config(tiny_dataset, tmp_path / "b"), progress=False)
+    resumed.resume(tmp_path / "b" / "last.npz")
+    assert resumed.epoch == 1
+    resumed.fit()
+    for key, value in weights_of(straight).items():
+        np.testing.assert_array_equal(weights_of(resumed)[key], value, err_msg=key)
+    np.testing.assert_array_equal(
+        resumed.ema.shadow["head.0.output.conv.weight"], straight.ema.shadow["head.0.output.conv.weight"]
+    )
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and "map50" in log[-1] and log[-1]["loss"] > 0
+    assert (tmp_path / "a" / "curves.png").stat().st_size > 1000
+    model, names, settings = load_trained(tmp_path / "a" / "last.npz")
+    assert names == CLASS_NAMES and settings["img"] == 64 and not model.training
+
+
+KILLER = textwrap.dedent("""
+    import os, sys
+    import minilucid.serialization as serialization
+    import minilucid as lucid
+    from yolov4.train import Trainer, TrainConfig
+    mode = sys.argv[2]
+    if mode == "during-write":
+        original = serialization.write_atomically
+        calls = {"n": 0}
+        def dying_write(path, write):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the second checkpoint: die half-way through writing it
+                def half(file):
+                    file.write(b"PK\\x03\\x04 half a zip")
+                    file.flush()
+                    os._exit(9)
+                return original(path, half)
+            return original(path, write)
+        serialization.write_atomically = dying_write
+    if mode == "between-steps":
+        original_step = lucid.optim.Adam.step
+        steps = {"n": 0}
+        def dying_step(self):
+            steps["n"] += 1
+            if steps["n"] == 4:  # epoch 2, mid-way
+                os._exit(9)
+            return original_step(self)
+        lucid.optim.Adam.step = dying_step
+    config = TrainConfig(**__import__("json").loads(sys.argv[1]))
+    Trainer(config, progress=False).fit()
+""")
+
+
+@pytest.mark.parametrize("mode", ["between-steps", "during-write"])
+def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(mode, tiny_dataset, tmp_path):
+    settings = config(tiny_dataset, tmp_path / "run").to_dict()
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, str(script), json.dumps(settings), mode], env=env, capture_output=True, timeout=300
+    )
+    assert result.returncode == 9, result.stderr.decode()[-2000:]
+    state = lucid.load(tmp_path / "run" / "last.npz")  # the epoch-1 checkpoint, intact
+    assert int(state["epoch"]) == 1
+    resumed = Trainer(TrainConfig(**settings), progress=False)
+    resumed.resume(tmp_path / "run" / "last.npz")
+    resumed.fit()
+    assert not [p for p in os.listdir(tmp_path / "run") if p.endswith(".tmp")]  # a half-written file is cleared
+    straight = Trainer(config(tiny_dataset, tmp_path / "straight"), progress=False)
+    straight.fit()
+    for key, value in weights_of(straight).items():
+        np.testing.assert_array_equal(weights_of(resumed)[key], value, err_msg=key)
+
+
+def test_nan_loss_names_the_term_and_the_checkpoint(tiny_dataset, tmp_path):
+    trainer = Trainer(config(tiny_dataset, tmp_path / "nan", epochs=2), progress=False)
+    trainer.fit(epochs=1)
+    trainer.model.head[0].output.conv.bias.data[...] = np.nan
+    with pytest.raises(
+        TrainingError, match=r"epoch 1: YOLOv4 loss: the \w+ term is nan.* last good checkpoint is .*last.npz"
+    ):
+        trainer.fit()
+    assert int(lucid.load(tmp_path / "nan" / "last.npz")["epoch"]) == 1  # nothing saved was lost
+
+
+def test_config_from_yaml_and_json(tmp_path):
+    (tmp_path / "c.yaml").write_text("model: yolov4-tiny\nepochs: 3\naugment:\n  mosaic: 0.5\n")
+    loaded = TrainConfig.from_file(tmp_path / "c.yaml", batch=2)
+    assert loaded.model == "yolov4-tiny" and loaded.epochs == 3 and loaded.batch == 2
+    assert loaded.augment_config().mosaic == 0.5
+    (tmp_path / "c.json").write_text(json.dumps({"img": 320, "optimizer": "adamw"}))
+    assert TrainConfig.from_file(tmp_path / "c.json").img == 320
+    (tmp_path / "bad.yaml").write_text("epochz: 3\n")
+    with pytest.raises(ValueError, match=r"unknown settings \['epochz'\]"):
+        TrainConfig.from_file(tmp_path / "bad.yaml")
+    with pytest.raises(ValueError, match="TrainConfig.img = 100 is invalid"):
+        TrainConfig(img=100)
+
+
+def test_kmeans_recovers_clustered_sizes():
+    rng = np.random.default_rng(0)
+    centres = np.array([[10, 14], [24, 40], [60, 30], [50, 110], [140, 90], [300, 260]], dtype=float)
+    sizes = np.concatenate([c * np.exp(rng.normal(0, 0.05, (200, 2))) for c in centres])
+    anchors, mean_iou = kmeans_anchors(sizes, k=6, seed=1)
+    np.testing.assert_allclose(anchors, centres, rtol=0.06)
+    assert mean_iou > 0.85
+    with pytest.raises(ValueError, match="too few"):
+        kmeans_anchors(sizes[:3], k=6)

@@ -1,0 +1,69 @@
+"""Anchors from data: k-means on box sizes with the distance 1 - IoU (darknet's calc_anchors).
+
+Sizes are compared as boxes sharing a centre, so a 10x10 and a 100x100 box are far apart
+while two boxes of similar shape and size are close, whatever their absolute scale; plain
+Euclidean k-means would let the large boxes dominate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def size_iou(sizes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """(N, K) IoU of (N, 2) sizes with (K, 2) anchor sizes, centres aligned."""
+    inter = np.minimum(sizes[:, None, 0], anchors[None, :, 0]) * np.minimum(sizes[:, None, 1], anchors[None, :, 1])
+    return inter / (sizes[:, None, 0] * sizes[:, None, 1] + anchors[None, :, 0] * anchors[None, :, 1] - inter)
+
+
+def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int = 300) -> tuple[np.ndarray, float]:
+    """(anchors (k, 2) sorted by area, mean IoU of each size with its best anchor).
+
+    Initialization is k-means++ under the 1 - IoU distance; each centre then moves to the
+    median of its cluster (robust to outliers) until nothing changes.
+    """
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)
+    if len(sizes) < k:
+        raise ValueError(f"kmeans_anchors: {len(sizes)} boxes are too few for {k} anchors")
+    if np.any(sizes <= 0):
+        raise ValueError("kmeans_anchors: box widths and heights must be positive")
+    rng = np.random.default_rng(seed)
+    centres = [sizes[rng.integers(len(sizes))]]
+    for _ in range(1, k):
+        distance = 1 - size_iou(sizes, np.array(centres)).max(axis=1)
+        centres.append(sizes[rng.choice(len(sizes), p=distance**2 / (distance**2).sum())])
+    centres = np.array(centres)
+    assignment = None
+    for _ in range(iterations):
+        nearest = np.argmax(size_iou(sizes, centres), axis=1)
+        if assignment is not None and np.array_equal(nearest, assignment):
+            break
+        assignment = nearest
+        for j in range(k):
+            if np.any(nearest == j):
+                centres[j] = np.median(sizes[nearest == j], axis=0)
+    centres = centres[np.argsort(centres.prod(axis=1))]
+    return centres, float(size_iou(sizes, centres).max(axis=1).mean())
+
+
+def dataset_anchors(dataset, input_size: int = 416, k: int = 9, levels: int = 3, seed: int = 0):
+    """Anchors for a dataset at an input size: box sizes are scaled as letterboxing scales
+    each image; returns (per-level anchors for YOLO_V4Config, mean IoU)."""
+    sizes = []
+    for path, boxes in dataset.items:
+        if len(boxes):
+            from PIL import Image
+
+            with Image.open(path) as image:
+                width, height = image.size
+            scale = input_size / max(width, height)
+            sizes.append(boxes[:, 3:5] * scale)
+    if not sizes:
+        raise ValueError("dataset_anchors: the dataset has no boxes")
+    anchors, mean_iou = kmeans_anchors(np.concatenate(sizes), k, seed)
+    per_level = k // levels
+    grouped = tuple(
+        tuple((round(float(w), 1), round(float(h), 1)) for w, h in anchors[i * per_level : (i + 1) * per_level])
+        for i in range(levels)
+    )
+    return grouped, mean_iou

@@ -1,0 +1,65 @@
+"""``python -m yolov4 demo``: train a small detector on the built-in dataset, measure it on
+the held-out split, and draw its detections. Sized for a 2-core CPU: a few minutes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from yolov4.data.augment import letterbox
+from yolov4.data.shapes import shapes_dataset
+from yolov4.detect import to_original
+from yolov4.draw import draw_detections, save_grid
+from yolov4.train import TrainConfig, Trainer
+from yolov4.validate import evaluate_model
+
+DEMO = dict(
+    model="small",
+    img=256,
+    epochs=16,
+    batch=8,
+    optimizer="adam",
+    lr=0.002,
+    weight_decay=0.0005,
+    burn_in=30,
+    schedule="cosine",
+    augment=dict(jitter=0.2, flip=0.5),
+    seed=0,
+)
+
+
+def run_demo(out: str | Path = "runs/demo", device: str = "cpu", epochs: int | None = None) -> dict:
+    """Train, evaluate and draw; prints where everything went and returns the metrics."""
+    out = Path(out)
+    start = time.perf_counter()
+    settings = {**DEMO, "out": str(out), "device": device}
+    if epochs is not None:
+        settings["epochs"] = epochs
+    print(f"demo: training the {settings['model']} YOLOv4 on the built-in shapes dataset ({device})")
+    trainer = Trainer(TrainConfig(**settings))
+    trainer.fit()
+    model = trainer.model.eval()
+    val = shapes_dataset("val")
+    metrics = evaluate_model(model, val, settings["img"], plots=out)
+    pictures = []
+    for index in range(6):
+        image, _ = val[index]
+        boxed, _ = letterbox(image, image[:0, :5].reshape(0, 5), (settings["img"], settings["img"]))
+        found = to_original(model.predict(boxed)[0], image.shape[1:], (settings["img"], settings["img"]))
+        pictures.append(draw_detections(image, found, trainer.class_names))
+    save_grid(pictures, out / "detections.png")
+    (out / "metrics.json").write_text(
+        json.dumps(
+            {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class")},
+            indent=2,
+        )
+    )
+    minutes = (time.perf_counter() - start) / 60
+    print(f"held-out mAP@0.5 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map']:.3f} after {minutes:.1f} minutes")
+    print(f"detections on held-out images: {out / 'detections.png'}")
+    print(
+        f"metrics: {out / 'metrics.json'}; curves: {out / 'curves.png'}; PR curve and confusion matrix: "
+        f"{out / 'pr_curve.png'}, {out / 'confusion_matrix.png'}; checkpoint: {out / 'last.npz'}"
+    )
+    return metrics

@@ -1,0 +1,83 @@
+"""PNG plots: training curves, precision-recall curves, confusion matrices (matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path:
+    """Loss terms per epoch (left) and mAP per epoch (right)."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in ("loss", "box", "obj", "cls"):
+        if all(key in h for h in history):
+            left.plot(epochs, [h[key] for h in history], marker="o", label=key)
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_title("training loss (per image)")
+    left.legend()
+    for key, label in (("map50", "mAP@0.5"), ("map", "mAP@[.5:.95]")):
+        points = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+        if points:
+            right.plot(*zip(*points, strict=True), marker="o", label=label)
+    right.set_ylim(0, 1)
+    right.set_xlabel("epoch")
+    right.set_title("held-out mAP")
+    if right.lines:
+        right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_pr_curves(curves: dict[str, list[float]], path: str | Path) -> Path:
+    """Precision against recall at IoU 0.5, one line per class."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5, 4))
+    recall = np.linspace(0, 1, 101)
+    for name, precision in curves.items():
+        axis.plot(recall, precision, label=f"{name} (AP50 {np.mean(precision):.2f})")
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
+    axis.set_title("precision-recall at IoU 0.5")
+    axis.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> Path:
+    """Rows: true class (+ "background" for false alarms); columns: predicted (+ "missed")."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(1.2 * len(names) + 2.5, 1.1 * len(names) + 2))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(names) + 1), [*names, "missed"], rotation=45)
+    axis.set_yticks(range(len(names) + 1), [*names, "background"])
+    for (i, j), value in np.ndenumerate(matrix):
+        axis.text(
+            j, i, str(int(value)), ha="center", va="center", color="black" if value < matrix.max() / 2 else "white"
+        )
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title("confusion at IoU 0.5")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return Path(path)

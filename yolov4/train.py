@@ -1,0 +1,355 @@
+"""Training: one config, a loop with gradient accumulation, checkpoints that resume exactly.
+
+The loop, per batch: split into ``subdivisions`` mini-batches (darknet's gradient
+accumulation), optionally attack each with SAT first, add up their gradients, take one
+optimizer step, advance the learning-rate schedule (burn-in, then steps or cosine), update
+the weight EMA and reset CmBN. After each epoch: a JSON line in ``log.jsonl``, the held-out
+mAP, ``curves.png``, and ``last.npz`` (and ``best.npz``), written atomically.
+
+A checkpoint holds the model, optimizer, scheduler, EMA, epoch, random state, config and
+history, so ``resume`` continues exactly: batches are drawn from generators seeded by
+(seed, epoch, batch), and everything else that evolves is in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+import minilucid as lucid
+from minilucid import backend
+from minilucid.optim import lr_scheduler
+from yolov4.config import YOLO_V4Config
+from yolov4.data.augment import AugmentConfig
+from yolov4.data.formats import read_dataset
+from yolov4.data.loader import DetectionLoader
+from yolov4.data.shapes import shapes_dataset
+from yolov4.model import YOLO_V4, yolo_v4, yolo_v4_tiny
+from yolov4.plots import plot_history
+from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
+from yolov4.validate import evaluate_model
+
+MODELS = {
+    "yolov4": {},
+    "yolov4-tiny": {"variant": "yolov4-tiny"},
+    "medium": {"width_multiple": 0.5, "depth_multiple": 0.67},
+    "small": {"width_multiple": 0.25, "depth_multiple": 0.33},
+    "tiny-small": {"variant": "yolov4-tiny", "width_multiple": 0.5},
+}
+
+
+def build_model(name: str, num_classes: int, **overrides: Any) -> YOLO_V4:
+    """A model by name: yolov4, yolov4-tiny, medium (width 0.5), small (width 0.25), tiny-small."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    settings = {**MODELS[name], **overrides}
+    if settings.pop("variant", None) == "yolov4-tiny":
+        return yolo_v4_tiny(num_classes, **settings)
+    return yolo_v4(num_classes, **settings)
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Load it from YAML or JSON with ``from_file``."""
+
+    data: str | None = None  # YOLO folder, COCO .json or VOC folder; None: the built-in shapes
+    model: str = "small"
+    img: int = 416
+    epochs: int = 30
+    batch: int = 8
+    subdivisions: int = 1  # gradient accumulation: mini-batches per update
+    optimizer: str = "sgd"  # sgd, adam, adamw
+    lr: float = 0.0013
+    momentum: float = 0.949
+    weight_decay: float = 0.0005
+    burn_in: int = 1000  # iterations of warm-up, lr * (i / burn_in)^4
+    schedule: str = "steps"  # steps or cosine
+    steps: tuple[float, ...] = (0.8, 0.9)  # fractions of the run where lr is multiplied by scale
+    scale: float = 0.1
+    multiscale: bool = False  # a new size (img +- 30%) every 10 batches
+    augment: dict = field(default_factory=dict)  # AugmentConfig fields
+    sat: float = 0.0  # Self-Adversarial Training's epsilon (0: off)
+    label_smoothing: float = 0.0
+    drop_block: float = 0.0
+    cmbn: bool = False
+    model_options: dict = field(default_factory=dict)  # any other YOLO_V4Config field, e.g. iou_normalizer
+    ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
+    device: str = "cpu"
+    seed: int = 0
+    out: str = "runs/train"
+    eval_every: int = 1
+    conf_thresh: float = 0.005
+
+    def __post_init__(self) -> None:
+        self.steps = tuple(self.steps)
+        checks = {
+            "img": self.img > 0 and self.img % 32 == 0,
+            "epochs": self.epochs > 0,
+            "batch": self.batch > 0,
+            "subdivisions": self.subdivisions > 0 and self.batch % self.subdivisions == 0,
+            "optimizer": self.optimizer in ("sgd", "adam", "adamw"),
+            "schedule": self.schedule in ("steps", "cosine"),
+            "model": self.model in MODELS,
+            "device": self.device in ("cpu", "gpu"),
+            "ema": 0 <= self.ema < 1,
+            "sat": 0 <= self.sat < 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid")
+        self.augment_config()  # validates the augmentation fields
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(**self.augment)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """A config from a YAML or JSON file, with ``overrides`` on top."""
+        text = Path(path).read_text()
+        content = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        unknown = set(content or {}) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+        return cls(**{**(content or {}), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EMA:
+    """An exponential moving average of the weights (and BatchNorm statistics), with the
+    decay ramped up over the first updates: decay * (1 - exp(-updates / 2000))."""
+
+    def __init__(self, model: YOLO_V4, decay: float) -> None:
+        self.decay, self.updates = decay, 0
+        self.shadow = {k: v.copy() for k, v in model.state_dict().items()}
+
+    def update(self, model: YOLO_V4) -> None:
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / 2000))
+        for key, value in model.state_dict().items():
+            self.shadow[key] *= d
+            self.shadow[key] += (1 - d) * value
+
+    @contextmanager
+    def applied(self, model: YOLO_V4):
+        """Within the block the model holds the averaged weights; afterwards its own again."""
+        own = {k: v.copy() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.shadow)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(own)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        for key, value in state["shadow"].items():
+            self.shadow[key][...] = backend.to_device(value, backend.device_of(self.shadow[key]))
+
+
+class Trainer:
+    """Trains a model as a TrainConfig says; ``fit()`` runs the epochs (resumable)."""
+
+    def __init__(self, config: TrainConfig, progress: bool = True) -> None:
+        self.config, self.progress = config, progress
+        backend.check_device(config.device)
+        lucid.random.seed(config.seed)
+        if config.data is None:
+            self.train_set, self.val_set = shapes_dataset("train"), shapes_dataset("val")
+        else:
+            self.train_set = read_dataset(config.data, "train")
+            try:
+                self.val_set = read_dataset(config.data, "val")
+            except ValueError:
+                self.val_set = None
+        self.class_names = self.train_set.class_names
+        self.model = build_model(
+            config.model,
+            len(self.class_names),
+            cls_label_smoothing=config.label_smoothing,
+            drop_block=config.drop_block,
+            cmbn=config.cmbn,
+        ).to(config.device)
+        sizes = [s for s in range(32, 2 * config.img, 32) if 0.7 * config.img <= s <= 1.3 * config.img]
+        self.loader = DetectionLoader(
+            self.train_set,
+            config.batch,
+            config.img,
+            config.augment_config(),
+            shuffle=True,
+            seed=config.seed,
+            sizes=sizes if config.multiscale else None,
+            device=config.device,
+        )
+        self.optimizer = self._optimizer()
+        total = config.epochs * len(self.loader)
+        if config.schedule == "cosine":
+            after = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total, eta_min=config.lr * 0.01)
+        else:
+            after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in config.steps], config.scale)
+        self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
+        self.ema = EMA(self.model, config.ema) if config.ema else None
+        self.epoch, self.history = 0, []
+        self.out = Path(config.out)
+
+    def _optimizer(self):
+        c = self.config
+        params = list(self.model.parameters())
+        if c.optimizer == "sgd":
+            return lucid.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
+        return make(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else {},
+            "epoch": self.epoch,
+            "random": json.dumps(lucid.random.get_state()),
+            "train_config": json.dumps(self.config.to_dict()),
+            "model_config": json.dumps(self.model.config.to_dict()),
+            "class_names": json.dumps(self.class_names),
+            "history": json.dumps(self.history),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lucid.save(self.checkpoint(), path)
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Continue from a checkpoint of this same configuration."""
+        state = lucid.load(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        self.epoch = int(state["epoch"])
+        lucid.random.set_state(json.loads(state["random"]))
+        self.history = json.loads(state["history"])
+
+    # ------------------------------------------------------------------ the loop
+    def train_batch(self, images: lucid.Tensor, targets: list[np.ndarray]) -> dict[str, float]:
+        """One update: accumulated mini-batches, one optimizer step; returns the loss terms."""
+        c = self.config
+        step = len(targets) // c.subdivisions or 1
+        sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "cls": 0.0}
+        self.optimizer.zero_grad()
+        for start in range(0, len(targets), step):
+            part, part_targets = images[start : start + step], targets[start : start + step]
+            if c.sat:
+                part = self_adversarial_images(self.model, part, part_targets, c.sat)
+            try:
+                loss = self.model.get_loss(part, part_targets)
+            except FloatingPointError as error:
+                last = self.out / "last.npz"
+                where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+                raise TrainingError(f"training stopped at epoch {self.epoch}: {error}; {where}") from error
+            (loss * (len(part_targets) / len(targets))).backward()
+            terms = self.model.last_loss_terms
+            weight = len(part_targets) / len(targets)
+            for key, value in (("loss", terms.total), ("box", terms.box), ("obj", terms.obj), ("cls", terms.cls)):
+                sums[key] += value * weight
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema:
+            self.ema.update(self.model)
+        if c.cmbn:
+            reset_cross_minibatch_norm(self.model)
+        return sums
+
+    def evaluate(self) -> dict[str, Any] | None:
+        if self.val_set is None:
+            return None
+        if self.ema:
+            with self.ema.applied(self.model):
+                return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
+        return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
+
+    def fit(self, epochs: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` (default: the config's) are done; returns the history."""
+        from tqdm import tqdm
+
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.glob(".*.tmp"):  # left by a run killed while it wrote a file
+            stale.unlink()
+        (self.out / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
+        target = epochs or c.epochs
+        while self.epoch < target:
+            self.model.train()
+            self.loader.set_epoch(self.epoch)
+            start, seen = time.perf_counter(), 0
+            totals = {"loss": 0.0, "box": 0.0, "obj": 0.0, "cls": 0.0}
+            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{target}", disable=not self.progress, leave=False)
+            for images, targets in bar:
+                terms = self.train_batch(images, targets)
+                seen += len(targets)
+                for key in totals:
+                    totals[key] += terms[key] * len(targets)
+                rate = seen / (time.perf_counter() - start)
+                bar.set_postfix(
+                    loss=f"{terms['loss']:.2f}",
+                    box=f"{terms['box']:.3f}",
+                    obj=f"{terms['obj']:.2f}",
+                    cls=f"{terms['cls']:.3f}",
+                    img_s=f"{rate:.1f}",
+                )
+            self.epoch += 1
+            record = {
+                "epoch": self.epoch,
+                **{k: v / max(seen, 1) for k, v in totals.items()},
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "images_per_s": seen / (time.perf_counter() - start),
+                "seconds": time.perf_counter() - start,
+            }
+            if self.val_set is not None and (self.epoch % c.eval_every == 0 or self.epoch == target):
+                metrics = self.evaluate()
+                record.update(
+                    {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large")}
+                )
+            self.history.append(record)
+            with (self.out / "log.jsonl").open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            plot_history(self.history, self.out / "curves.png")
+            self.save(self.out / "last.npz")
+            best = max((h.get("map", -1) for h in self.history), default=-1)
+            if record.get("map") is not None and record["map"] >= best:
+                self.save(self.out / "best.npz")
+            if self.progress:
+                summary = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss", "map50", "map") if k in record)
+                print(f"epoch {self.epoch}/{target}: {summary} ({record['images_per_s']:.1f} img/s)", flush=True)
+        return self.history
+
+
+def load_trained(path: str | Path, device: str = "cpu", use_ema: bool = True) -> tuple[YOLO_V4, list[str], dict]:
+    """(model in eval mode, class names, train config) from a training checkpoint; the EMA
+    weights when the run kept them."""
+    state = lucid.load(path)
+    if "model_config" not in state:
+        raise ValueError(f"{path}: not a yolov4 training checkpoint (no model_config)")
+    settings = json.loads(state["model_config"])
+    model = YOLO_V4(YOLO_V4Config(**settings)).to(device)
+    weights = state["ema"]["shadow"] if use_ema and state.get("ema") else state["model"]
+    model.load_state_dict(weights)
+    return model.eval(), json.loads(state["class_names"]), json.loads(state["train_config"])
