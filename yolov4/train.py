@@ -184,6 +184,7 @@ class Trainer:
             cls_label_smoothing=config.label_smoothing,
             drop_block=config.drop_block,
             cmbn=config.cmbn,
+            **config.model_options,
         ).to(config.device)
         sizes = [s for s in range(32, 2 * config.img, 32) if 0.7 * config.img <= s <= 1.3 * config.img]
         self.loader = DetectionLoader(

@@ -38,6 +38,21 @@ def weights_of(trainer):
     return {k: np.array(v) for k, v in trainer.model.state_dict().items()}
 
 
+def test_model_settings_reach_the_model(tiny_dataset, tmp_path):
+    trainer = Trainer(
+        config(
+            tiny_dataset,
+            tmp_path / "o",
+            label_smoothing=0.1,
+            cmbn=True,
+            model_options={"iou_normalizer": 0.5, "box_loss": "giou"},
+        ),
+        progress=False,
+    )
+    c = trainer.model.config
+    assert (c.iou_normalizer, c.box_loss, c.cls_label_smoothing, c.drop_block, c.cmbn) == (0.5, "giou", 0.1, 0.1, True)
+
+
 def test_resume_is_exact(tiny_dataset, tmp_path):
     straight = Trainer(config(tiny_dataset, tmp_path / "a"), progress=False)
     straight.fit()
@@ -132,6 +147,8 @@ def test_config_from_yaml_and_json(tmp_path):
     assert loaded.augment_config().mosaic == 0.5
     (tmp_path / "c.json").write_text(json.dumps({"img": 320, "optimizer": "adamw"}))
     assert TrainConfig.from_file(tmp_path / "c.json").img == 320
+    (tmp_path / "options.yaml").write_text("model_options:\n  iou_normalizer: 0.5\nlabel_smoothing: 0.1\n")
+    assert TrainConfig.from_file(tmp_path / "options.yaml").model_options == {"iou_normalizer": 0.5}
     (tmp_path / "bad.yaml").write_text("epochz: 3\n")
     with pytest.raises(ValueError, match=r"unknown settings \['epochz'\]"):
         TrainConfig.from_file(tmp_path / "bad.yaml")
