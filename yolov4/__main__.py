@@ -161,6 +161,13 @@ def export_command(args: argparse.Namespace) -> None:
     print(f"wrote {cfg} and {weights}")
 
 
+def summary_command(args: argparse.Namespace) -> None:
+    from yolov4.summary import summary
+    from yolov4.train import build_model
+
+    print(summary(build_model(args.model, args.classes), args.img))
+
+
 def demo_command(args: argparse.Namespace) -> None:
     from yolov4.demo import run_demo
 
@@ -236,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--darknet", nargs=2, dest="darknet_out", metavar=("OUT.cfg", "OUT.weights"), required=True)
     p.add_argument("--img", type=int, default=416, help="width and height written in the cfg (default: %(default)s)")
     p.set_defaults(run=export_command, device="cpu")
+
+    p = commands.add_parser("summary", help="layers, output shapes, parameters and FLOPs of a model")
+    p.add_argument(
+        "--model", default="yolov4", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: %(default)s)"
+    )
+    p.add_argument("--classes", type=int, default=80, help="number of classes (default: %(default)s)")
+    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
+    p.set_defaults(run=summary_command)
 
     p = commands.add_parser("demo", help="train on the built-in dataset, evaluate, and draw detections")
     p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")

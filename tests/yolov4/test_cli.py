@@ -107,6 +107,12 @@ def test_train_eval_predict_anchors_export(tiny_dataset, tmp_path, capsys):
     assert load_darknet(cfg, weights).config.num_classes == 3
 
 
+def test_summary_command(capsys):
+    assert main(["summary", "--model", "yolov4", "--img", "608"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "64,363,101 trainable parameters" in last and "128.4 BFLOPs at 608" in last
+
+
 def test_augment_gallery_command(tmp_path, monkeypatch):
     monkeypatch.setenv("YOLOV4_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "gallery.png"
