@@ -147,3 +147,13 @@ def test_gpu_without_one_is_a_one_line_error():
     )
     assert result.returncode == 1 and "'gpu' was requested but is not available" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_settings_are_the_measured_ones():
+    """docs/training.md reports the demo's figures for exactly these settings."""
+    from yolov4.demo import DEMO
+    from yolov4.train import TrainConfig
+
+    config = TrainConfig(**DEMO)
+    assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("small", 256, 18, 4, 0.004)
+    assert config.model_options == {"iou_normalizer": 1.0}
