@@ -28,9 +28,10 @@ def draw_detections(
         name = class_names[d["class_id"]] if class_names else str(d["class_id"])
         label = f"{name} {d['score']:.2f}"
         left, top, right, bottom = draw.textbbox((x1, y1), label)
-        lift = bottom - top + 2
-        draw.rectangle([x1, y1 - lift, x1 + right - left + 4, y1], fill=colour)
-        draw.text((x1 + 2, y1 - lift), label, fill=(0, 0, 0))
+        height = bottom - top + 2
+        y = y1 - height if y1 >= height else y1  # above the box, or inside it at the image's top edge
+        draw.rectangle([x1, y, x1 + right - left + 4, y + height], fill=colour)
+        draw.text((x1 + 2, y), label, fill=(0, 0, 0))
     return picture
 
 
