@@ -24,7 +24,7 @@ from minilucid.nn import functional as F
 from yolov4.boxes import iou, pairwise_iou
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import decode_boxes, grid, split_anchors
-from yolov4.targets import decode_targets, positives
+from yolov4.targets import decode_targets, positives, slot_boxes
 
 
 @dataclass
@@ -104,7 +104,7 @@ def yolo_loss(maps: tuple, targets: tuple, config: YOLO_V4Config) -> tuple[lucid
                 picked[:, :4], to_device(cells, device), to_device(anchors[pos[3]], device), stride, scale
             )
             t = target[pos]
-            truth = decode_boxes_from_targets(t, cells, anchors[pos[3]], stride)
+            truth = slot_boxes(t, cells, anchors[pos[3]], stride)
             if config.box_loss == "mse":
                 image_area = raw.shape[2] * raw.shape[3] * stride * stride
                 box_sum = box_sum + mse_box_term(picked, t, scale, truth, image_area)
@@ -148,13 +148,6 @@ def yolo_loss(maps: tuple, targets: tuple, config: YOLO_V4Config) -> tuple[lucid
     total = (box_sum + obj_sum + cls_sum + iou_sum) * (1.0 / batch)
     terms = LossTerms(*(parts[k].item() / batch for k in ("box", "obj", "cls", "iou_branch")), num_positives=count)
     return total, terms
-
-
-def decode_boxes_from_targets(t: np.ndarray, cells: np.ndarray, anchors: np.ndarray, stride: int) -> np.ndarray:
-    """xyxy ground-truth boxes (P, 4) of positive target slots t (P, 5 + C)."""
-    centre = (cells + t[:, 0:2]) * stride
-    size = anchors * np.exp(t[:, 2:4])
-    return np.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(np.float32)
 
 
 def mse_box_term(picked: lucid.Tensor, t: np.ndarray, scale: float, truth: np.ndarray, image_area: float):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from minilucid.backend import as_numpy
+from yolov4.anchors import size_iou
 from yolov4.config import YOLO_V4Config
 
 EDGE_TOLERANCE = 1.0  # pixels a box may stick out of the image (rounding of labels)
@@ -54,12 +55,6 @@ def check_boxes(boxes: Any, num_classes: int, image_size: tuple[int, int], image
     return array
 
 
-def shape_iou(wh: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """IoU of a (w, h) size with each anchor size (K, 2), centres aligned."""
-    inter = np.minimum(wh[0], anchors[:, 0]) * np.minimum(wh[1], anchors[:, 1])
-    return inter / (wh[0] * wh[1] + anchors[:, 0] * anchors[:, 1] - inter)
-
-
 def encode_targets(ground_truth: list, config: YOLO_V4Config, image_size: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """Per-image (M, 5) boxes -> one (N, Hs, Ws, A * (5 + C)) float32 array per stride."""
     height, width = image_size
@@ -73,7 +68,7 @@ def encode_targets(ground_truth: list, config: YOLO_V4Config, image_size: tuple[
     homes = [(level, index) for level, anchors in enumerate(config.anchors) for index in range(len(anchors))]
     for image, boxes in enumerate(ground_truth):
         for cls, cx, cy, w, h in check_boxes(boxes, config.num_classes, image_size, image):
-            fits = shape_iou(np.array([w, h]), all_anchors)
+            fits = size_iou(np.array([[w, h]]), all_anchors)[0]
             best = int(np.argmax(fits))
             for k, (level, index) in enumerate(homes):
                 if k != best and fits[k] <= config.pos_iou_thr:
@@ -96,6 +91,14 @@ def positives(encoded: np.ndarray, num_anchors: int) -> tuple[np.ndarray, ...]:
     return np.nonzero(encoded.reshape(n, h, w, num_anchors, -1)[..., 4] > 0.5)
 
 
+def slot_boxes(slots: np.ndarray, cells: np.ndarray, anchors: np.ndarray, stride: int) -> np.ndarray:
+    """xyxy boxes (P, 4), in pixels, held by positive slots (P, 5 + C) of cells (P, 2)
+    [column, row] with anchors (P, 2): the inverse of the encoding above."""
+    centre = (cells + slots[:, 0:2]) * stride
+    size = anchors * np.exp(slots[:, 2:4])
+    return np.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(np.float32)
+
+
 def decode_targets(encoded: tuple, config: YOLO_V4Config) -> list[np.ndarray]:
     """Per image, the xyxy boxes (in pixels) that the encoded targets hold (a box positive
     for several anchors appears once per anchor)."""
@@ -106,9 +109,7 @@ def decode_targets(encoded: tuple, config: YOLO_V4Config) -> list[np.ndarray]:
         stride, anchors = config.strides[level], np.asarray(config.anchors[level])
         n, j, i, a = positives(target, len(anchors))
         slots = target.reshape(*target.shape[:3], len(anchors), -1)[n, j, i, a]
-        cx, cy = (i + slots[:, 0]) * stride, (j + slots[:, 1]) * stride
-        w, h = anchors[a, 0] * np.exp(slots[:, 2]), anchors[a, 1] * np.exp(slots[:, 3])
-        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+        boxes = slot_boxes(slots, np.stack([i, j], axis=-1), anchors[a], stride)
         for image in range(images):
             found[image].append(boxes[n == image])
     return [np.concatenate(parts) if parts else np.zeros((0, 4)) for parts in found]

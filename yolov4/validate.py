@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from yolov4.boxes import pairwise_iou
+from yolov4.boxes import pairwise_iou, xywh_to_xyxy
 from yolov4.data.augment import letterbox
 from yolov4.data.loader import collate
 from yolov4.detect import to_original
@@ -15,11 +15,6 @@ from yolov4.evaluate import coco_evaluate
 from yolov4.plots import plot_confusion, plot_pr_curves
 
 MAP_CONF_THRESH = 0.005  # darknet's threshold when measuring mAP
-
-
-def xywh_to_corners(boxes: np.ndarray) -> np.ndarray:
-    """(M, 5) [cls, cx, cy, w, h] -> (M, 4) xyxy."""
-    return np.c_[boxes[:, 1:3] - boxes[:, 3:5] / 2, boxes[:, 1:3] + boxes[:, 3:5] / 2]
 
 
 def detect_dataset(
@@ -40,7 +35,7 @@ def detect_dataset(
             originals, model.predict(images, conf_thresh, iou_thresh, max_det), strict=True
         ):
             detections = to_original(detections, image.shape[1:], (size, size))
-            truths.append({"boxes": xywh_to_corners(boxes), "classes": boxes[:, 0].astype(int)})
+            truths.append({"boxes": xywh_to_xyxy(boxes[:, 1:5]), "classes": boxes[:, 0].astype(int)})
             found.append(
                 {
                     "boxes": np.array([d["box"] for d in detections]).reshape(-1, 4),
