@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import minilucid as lucid
-from minilucid import nn
+from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
 from yolov4.cfg import DarknetGraph
 from yolov4.config import YOLO_V4Config, tiny_config
@@ -73,8 +73,9 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
     # ------------------------------------------------------------------ forward
     def check_input(self, x: Any) -> lucid.Tensor:
         """A (N, C, H, W) Tensor with H and W multiples of 32, or a clear ValueError."""
-        if not isinstance(x, lucid.Tensor):
-            x = lucid.Tensor(np.asarray(x, dtype=np.float32) if not hasattr(x, "device") else x)
+        device = next(iter(self.parameters())).device
+        if not isinstance(x, lucid.Tensor):  # arrays (NumPy or CuPy) go where the model is
+            x = lucid.Tensor(x if backend.is_gpu_array(x) else np.asarray(x, dtype=np.float32), device=device)
         if x.ndim != 4:
             raise ValueError(f"YOLO_V4 expects images of shape (N, C, H, W), got {x.shape}")
         if x.shape[1] != self.config.image_channels:

@@ -107,4 +107,5 @@ def self_adversarial_images(model: Any, images: Any, targets: Any, epsilon: floa
         for parameter, grad in zip(model.parameters(), grads, strict=True):
             parameter.grad = grad
     xp = get_array_module(attack.data)
-    return lucid.Tensor(xp.clip(attack.data + epsilon * xp.sign(attack.grad), 0, 1).astype(attack.dtype))
+    perturbed = xp.clip(attack.data + epsilon * xp.sign(attack.grad), 0, 1).astype(attack.dtype)
+    return lucid.Tensor(perturbed, device=attack.device)

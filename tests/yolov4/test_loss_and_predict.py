@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import minilucid as lucid
+from tests.conftest import DEVICES
 from yolov4 import yolo_v4
 from yolov4.boxes import iou, xywh_to_xyxy
 from yolov4.detect import to_original
@@ -150,3 +151,21 @@ def test_it_learns_two_images_and_finds_every_box():
             same_class = [d["box"] for d in detections if d["class_id"] == cls]
             best = max((float(iou(np.array(b), xywh_to_xyxy(np.array(xywh)))) for b in same_class), default=0.0)
             assert best > 0.7, f"class {cls:g} box {xywh}: best IoU {best:.3f}"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_loss_gradients_and_predict_agree_across_devices(device):
+    reference, moved = small(), small()
+    moved.to(device)
+    x = scenes()
+    expected = reference.get_loss(x, GROUND_TRUTH)
+    expected.backward()
+    loss = moved.get_loss(x.numpy(), GROUND_TRUTH)  # a NumPy input goes to the model's device
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    for (name, p), (_, q) in zip(reference.named_parameters(), moved.named_parameters(), strict=True):
+        np.testing.assert_allclose(
+            lucid.backend.as_numpy(q.grad), p.grad, rtol=1e-3, atol=1e-3 * np.abs(p.grad).max(), err_msg=name
+        )
+    found, on_device = reference.predict(x, conf_thresh=0.3), moved.predict(x, conf_thresh=0.3)
+    assert [len(d) for d in found] == [len(d) for d in on_device]
