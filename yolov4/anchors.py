@@ -8,6 +8,7 @@ Euclidean k-means would let the large boxes dominate.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 
 def size_iou(sizes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -52,8 +53,6 @@ def dataset_anchors(dataset, input_size: int = 416, k: int = 9, levels: int = 3,
     sizes = []
     for path, boxes in dataset.items:
         if len(boxes):
-            from PIL import Image
-
             with Image.open(path) as image:
                 width, height = image.size
             scale = input_size / max(width, height)

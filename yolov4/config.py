@@ -7,7 +7,7 @@ Field names follow lucid's ``YOLO_V4Config``; the defaults come from darknet's
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 # Anchors in input pixels, one tuple of three (w, h) per stride (yolov4.cfg, masks 0-2, 3-5, 6-8).
@@ -86,7 +86,6 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
     drop_block: float = 0.0
     drop_block_size: int = 7
     cmbn: bool = False
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.anchors = tuple(tuple((float(w), float(h)) for w, h in level) for level in _listed(self, "anchors"))

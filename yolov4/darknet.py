@@ -24,7 +24,7 @@ import numpy as np
 from minilucid import backend
 from minilucid.serialization import write_atomically
 from yolov4.cfg import Section, format_cfg, parse_cfg, structure
-from yolov4.config import YOLO_V4Config, tiny_config
+from yolov4.config import BOX_LOSSES, YOLO_V4Config, tiny_config
 from yolov4.model import YOLO_V4
 
 HEADER_VERSION = (0, 2, 5)  # major, minor, revision: minor >= 2 means a 64-bit `seen`
@@ -77,6 +77,7 @@ def config_from_cfg(sections: list[Section], text: str = "", source: str = "cfg"
                 f"{source}: [yolo] at line {s.line}: a mask index is past the {len(pairs)} anchors"
             ) from None
     first = by_level[0]
+    box_loss = first.get("iou_loss", "ciou").lower()  # darknet also has iou_loss=iou, which we train as CIoU
     settings: dict[str, Any] = dict(
         num_classes=classes.pop(),
         anchors=anchors,
@@ -86,9 +87,7 @@ def config_from_cfg(sections: list[Section], text: str = "", source: str = "cfg"
         pos_iou_thr=float(first.get("iou_thresh", 0.213)),
         iou_normalizer=float(first.get("iou_normalizer", 0.07)),
         cls_normalizer=float(first.get("cls_normalizer", 1.0)),
-        box_loss=first.get("iou_loss", "ciou").lower()
-        if first.get("iou_loss", "ciou").lower() in ("ciou", "diou", "giou", "mse")
-        else "ciou",
+        box_loss=box_loss if box_loss in BOX_LOSSES else "ciou",
         nms_kind="diou" if "diou" in first.get("nms_kind", "diounms").lower() else "greedy",
         beta_nms=float(first.get("beta_nms", 0.6)),
     )

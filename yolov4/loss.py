@@ -111,10 +111,11 @@ def yolo_loss(maps: tuple, targets: tuple, config: YOLO_V4Config) -> tuple[lucid
             else:
                 overlap = iou(predicted, lucid.Tensor(truth, device=device), config.box_loss)
                 box_sum = box_sum + (1 - overlap).sum() * config.iou_normalizer
-            fit = np.clip(as_numpy(iou(predicted.data, to_device(truth.astype(np.float32), device))), 0, 1)
+            if config.iou_aware_alpha > 0 or config.iou_aware:  # only the IoU-aware options need the plain IoU
+                fit = np.clip(as_numpy(iou(predicted.data, to_device(truth, device))), 0, 1)
             if config.iou_aware_alpha > 0:
                 obj_target[pos] = (1 - config.iou_aware_alpha) + config.iou_aware_alpha * fit
-            classes = target[pos][:, 5:] * (1 - eps) + eps / 2
+            classes = t[:, 5:] * (1 - eps) + eps / 2
             cls_sum = (
                 cls_sum
                 + F.binary_cross_entropy_with_logits(

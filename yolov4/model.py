@@ -165,7 +165,7 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
             "iou_thresh": c.pos_iou_thr,
             "cls_normalizer": c.cls_normalizer,
             "iou_normalizer": c.iou_normalizer,
-            "iou_loss": c.box_loss if c.box_loss != "mse" else "mse",
+            "iou_loss": c.box_loss,
             "nms_kind": "diounms" if c.nms_kind == "diou" else "greedynms",
             "beta_nms": c.beta_nms,
         }

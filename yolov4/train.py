@@ -266,9 +266,9 @@ class Trainer:
                 last = self.out / "last.npz"
                 where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {self.epoch}: {error}; {where}") from error
-            (loss * (len(part_targets) / len(targets))).backward()
+            weight = len(part_targets) / len(targets)  # this mini-batch's share of the update
+            (loss * weight).backward()
             terms = self.model.last_loss_terms
-            weight = len(part_targets) / len(targets)
             for key, value in (("loss", terms.total), ("box", terms.box), ("obj", terms.obj), ("cls", terms.cls)):
                 sums[key] += value * weight
         self.optimizer.step()
