@@ -53,6 +53,67 @@ def test_conv2d_matches_a_naive_loop():
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(CONV_CASES))
+def test_conv2d_per_image_equals_the_batched_reference(name):
+    """Conv2d's one-image-at-a-time products give what whole-batch im2col/col2im give."""
+    kwargs, x_shape, w_shape = CONV_CASES[name]
+    x_shape = (3, *x_shape[1:])
+    x, w, gy_seed = normal(*x_shape), normal(*w_shape), 7
+    stride = kwargs["stride"]
+    pad = w_shape[2] // 2 if kwargs["padding"] == "same" else kwargs["padding"]
+    cols = F.im2col(x, w_shape[2:], stride, pad)  # (N, C*K*K, L)
+    expected = (w.reshape(w_shape[0], -1) @ cols).reshape(x_shape[0], w_shape[0], -1)
+    xt, wt = lucid.Tensor(x, requires_grad=True), lucid.Tensor(w, requires_grad=True)
+    y = F.conv2d(xt, wt, None, **kwargs)
+    np.testing.assert_allclose(y.numpy().reshape(expected.shape), expected, rtol=1e-12, atol=1e-12)
+    gy = np.random.default_rng(gy_seed).standard_normal(y.shape)
+    (y * lucid.Tensor(gy)).sum().backward()
+    gy_flat = gy.reshape(expected.shape)
+    expected_gx = F.col2im(w.reshape(w_shape[0], -1).T @ gy_flat, x_shape, w_shape[2:], stride, pad)
+    expected_gw = np.einsum("nol,nkl->ok", gy_flat, cols).reshape(w_shape)
+    np.testing.assert_allclose(np.asarray(xt.grad), expected_gx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(wt.grad), expected_gw, rtol=1e-12, atol=1e-12)
+
+
+def reference_max_pool(x, kernel, stride, padding):
+    """The plain max pool: copy every window out of the strided view and take argmax.
+
+    Returns the output and the flat index of each winner in the padded input.
+    """
+    from minilucid.nn.functional.conv import output_size, pad2d, window_view
+
+    n, c, h, w = x.shape
+    oh, ow = output_size(h, kernel, stride, padding), output_size(w, kernel, stride, padding)
+    padded = pad2d(x, padding, -np.inf)
+    windows = window_view(padded, (kernel, kernel), stride, (oh, ow))
+    windows = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kernel * kernel)
+    winner = windows.argmax(axis=-1)  # the first maximum in row-major order
+    return np.take_along_axis(windows, winner[..., None], axis=-1)[..., 0], winner
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (5, 1, 2), (9, 1, 4), (13, 1, 6), (3, 3, 0)])
+def test_separable_max_pool_equals_the_window_reference(kernel, stride, padding):
+    """Same values and, through ties, the same winners: small integers make many ties."""
+    x = np.random.default_rng(kernel).integers(0, 4, (2, 3, 15, 14)).astype(np.float64)
+    expected, winner = reference_max_pool(x, kernel, stride, padding)
+    xt = lucid.Tensor(x, requires_grad=True)
+    y = F.max_pool2d(xt, kernel, stride, padding)
+    np.testing.assert_array_equal(y.numpy(), expected)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    (y * lucid.Tensor(gy)).sum().backward()
+    # The reference's gradient: each output's gradient lands on its winner.
+    hp, wp = 15 + 2 * padding, 14 + 2 * padding
+    oh, ow = y.shape[2:]
+    rows = np.arange(oh)[:, None] * stride + winner // kernel
+    cols = np.arange(ow)[None, :] * stride + winner % kernel
+    expected_gx = np.zeros((2, 3, hp, wp))
+    n_idx, c_idx = np.indices((2, 3))[..., None, None] * np.ones((1, 1, oh, ow), dtype=int)
+    np.add.at(expected_gx, (n_idx, c_idx, rows, cols), gy)
+    np.testing.assert_array_equal(
+        np.asarray(xt.grad), expected_gx[:, :, padding : padding + 15, padding : padding + 14]
+    )
+
+
 def test_im2col_and_col2im_are_adjoint():
     """<im2col(x), c> == <x, col2im(c)>: col2im is exactly im2col's transpose."""
     x, kernel, stride, pad = normal(2, 3, 7, 6), (3, 3), 2, 1
