@@ -2,9 +2,14 @@
 
 Shapes: x (N, C, H, W), y (N, C, OH, OW).
 
-Max pooling copies each KHxKW window out of the same strided view that im2col uses and
-takes the max; backward sends each output's gradient to the position that won (the first
-maximum in row-major order, as PyTorch), by one flat scatter-add.
+Max pooling is separable: the max over a KHxKW window is the max over KH rows of the max
+over KW columns. So it takes KW shifted slices along the width, then KH along the height,
+each an element-wise maximum over output-sized arrays. It keeps track of where the winner
+was, the first maximum in row-major order as PyTorch, and backward sends each output's
+gradient there by one flat scatter-add. The plain version, which copies every window out
+of the strided view im2col uses and takes ``argmax``, was 2-2.7x slower than PyTorch on
+SPP's 5, 9 and 13 pools, and at batch 8 its window copies (K*K times the input) took
+1.25 s of a YOLOv4 training step; it stays in the tests as the reference.
 
 Nearest upsampling and adaptive average pooling are both *linear resamplings*: each output
 row is a fixed mix of input rows, and likewise for columns, so y = Mh @ x @ Mw^T with small
@@ -19,7 +24,7 @@ import numpy
 
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
-from minilucid.nn.functional.conv import output_size, pad2d, window_view
+from minilucid.nn.functional.conv import output_size, pad2d
 from minilucid.tensor import Tensor
 
 
@@ -33,15 +38,27 @@ class MaxPool2d(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         kh, kw = self.kernel
-        oh = output_size(h, kh, self.stride, self.padding)
-        ow = output_size(w, kw, self.stride, self.padding)
-        view = window_view(pad2d(x, self.padding, -xp.inf), self.kernel, self.stride, (oh, ow))
-        windows = view.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)  # a copy
-        winner = windows.argmax(axis=-1)  # (N, C, OH, OW), first maximum wins
-        self.input_shape, self.winner = x.shape, winner
-        return xp.take_along_axis(windows, winner[..., None], axis=-1)[..., 0]
+        s = self.stride
+        oh = output_size(h, kh, s, self.padding)
+        ow = output_size(w, kw, s, self.padding)
+        padded = pad2d(x, self.padding, -xp.inf)  # (N, C, HP, WP)
+        # Along the width: row_max[..., r, q] = max over j of padded[..., r, q*s + j].
+        in_row = [padded[..., j : j + s * ow : s] for j in range(kw)]
+        row_max = _maximum(in_row, xp)  # (N, C, HP, OW)
+        # Along the height: y[..., p, q] = max over i of row_max[..., p*s + i, q].
+        rows = [row_max[..., i : i + s * oh : s, :] for i in range(kh)]
+        y = _maximum(rows, xp)  # (N, C, OH, OW)
+        if self.needs_input_grad[0]:
+            # The winning row, then the first winning column inside that row.
+            row = _first_equal(rows, y, xp)  # (N, C, OH, OW), in 0..KH-1
+            column = _first_equal(in_row, row_max, xp)  # (N, C, HP, OW), for every padded row
+            row = row.astype(xp.int64)
+            padded_row = row + xp.arange(oh).reshape(oh, 1) * s
+            won_column = xp.take_along_axis(column, padded_row, axis=2)
+            self.input_shape, self.winner = x.shape, row * kw + won_column  # (N, C, OH, OW)
+        return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
@@ -57,6 +74,28 @@ class MaxPool2d(Function):
         padded = xp.bincount(flat.ravel(), weights=gy.ravel(), minlength=n * c * hp * wp)
         padded = padded.astype(gy.dtype).reshape(n, c, hp, wp)
         return padded[:, :, self.padding : self.padding + h, self.padding : self.padding + w]
+
+
+def _maximum(candidates: list, xp):
+    """Element-wise maximum of equally shaped arrays."""
+    best = candidates[0].copy()
+    for candidate in candidates[1:]:
+        xp.maximum(best, candidate, out=best)
+    return best
+
+
+def _first_equal(candidates: list, best, xp):
+    """Element-wise index of the first candidate equal to ``best``.
+
+    Walks the candidates backwards, so the earliest match is written last. Arithmetic on
+    whole arrays, not masked assignment, which measured 20-40x slower per element here.
+    """
+    # Small integers move less memory: int16 took a third of int64's time.
+    dtype = xp.int16 if len(candidates) <= xp.iinfo(xp.int16).max else xp.int64
+    index = xp.zeros(best.shape, dtype=dtype)
+    for k in range(len(candidates) - 1, -1, -1):
+        index += (candidates[k] == best) * (dtype(k) - index)
+    return index
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
