@@ -8,20 +8,22 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**options: Any):
+    """A matplotlib Figure that only writes files.
 
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
+    Not pyplot: switching pyplot's backend to write files would turn off the plots of
+    the notebook or window the caller is in, and pyplot keeps every figure until closed.
+    """
+    from matplotlib.figure import Figure
 
-    return plt
+    return Figure(**options)
 
 
 def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path:
     """Loss terms per epoch (left) and mAP per epoch (right)."""
-    plt = _pyplot()
     epochs = [h["epoch"] for h in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    figure = _figure(figsize=(10, 3.6))
+    left, right = figure.subplots(1, 2)
     for key in ("loss", "box", "obj", "cls"):
         if all(key in h for h in history):
             left.plot(epochs, [h[key] for h in history], marker="o", label=key)
@@ -40,14 +42,13 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path:
         right.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=90)
-    plt.close(figure)
     return Path(path)
 
 
 def plot_pr_curves(curves: dict[str, list[float]], path: str | Path) -> Path:
     """Precision against recall at IoU 0.5, one line per class."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(5, 4))
+    figure = _figure(figsize=(5, 4))
+    axis = figure.subplots()
     recall = np.linspace(0, 1, 101)
     for name, precision in curves.items():
         axis.plot(recall, precision, label=f"{name} (AP50 {np.mean(precision):.2f})")
@@ -59,14 +60,13 @@ def plot_pr_curves(curves: dict[str, list[float]], path: str | Path) -> Path:
     axis.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
-    plt.close(figure)
     return Path(path)
 
 
 def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> Path:
     """Rows: true class (+ "background" for false alarms); columns: predicted (+ "missed")."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(1.2 * len(names) + 2.5, 1.1 * len(names) + 2))
+    figure = _figure(figsize=(1.2 * len(names) + 2.5, 1.1 * len(names) + 2))
+    axis = figure.subplots()
     axis.imshow(matrix, cmap="Blues")
     axis.set_xticks(range(len(names) + 1), [*names, "missed"], rotation=45)
     axis.set_yticks(range(len(names) + 1), [*names, "background"])
@@ -79,5 +79,4 @@ def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> Pa
     axis.set_title("confusion at IoU 0.5")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
-    plt.close(figure)
     return Path(path)
