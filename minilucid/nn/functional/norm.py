@@ -12,7 +12,7 @@ through YOLOv4's deep layers that moved small boxes from CIoU 0.95 in train mode
 in eval mode. Eval mode is then an affine map per channel.
 
 Training-mode forward and backward each make one new array of x's size and work in place
-otherwise; per-channel sums of products are ``einsum`` reductions, which make no
+otherwise; per-channel sums of products are BLAS dot products, which make no
 temporary. On YOLOv4's maps a fresh array costs about four times an in-place pass.
 """
 
@@ -36,11 +36,15 @@ def _reduce_axes(x) -> tuple[int, ...]:
 def _channel_dot(a, b, xp):
     """Per channel, the sum over every other axis of a * b; (C,). No temporary product.
 
-    Its float32 sum drifts more than NumPy's pairwise ``sum``: 6.5e-6 relative, against
-    7e-8, on a (4, 32, 416, 416) map; far below what a normalization can notice.
+    One BLAS dot product per (image, channel): a (N, C, 1, L) @ b (N, C, L, 1). As fast as
+    ``einsum`` here (2.8 ms against 2.5 ms on a (4, 64, 208, 208) map, and 8.2 ms for the
+    product then ``sum``), and as accurate as NumPy's pairwise ``sum`` (1e-7 relative),
+    where einsum's float32 running sum drifted to 1e-6 and failed the comparison of
+    YOLOv4-tiny's input gradient with the float64 twin.
     """
     n, c = a.shape[:2]
-    return xp.einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+    rows, columns = a.reshape(n, c, 1, -1), b.reshape(n, c, -1, 1)
+    return xp.matmul(rows, columns).sum(axis=0).reshape(c)
 
 
 class BatchNormTrain(Function):
