@@ -11,9 +11,13 @@ values per batch: with 32 (a 4x4 map, batch 2) the two differ by 3% at every lay
 through YOLOv4's deep layers that moved small boxes from CIoU 0.95 in train mode to 0.67
 in eval mode. Eval mode is then an affine map per channel.
 
-Training-mode forward and backward each make one new array of x's size and work in place
-otherwise; per-channel sums of products are BLAS dot products, which make no
-temporary. On YOLOv4's maps a fresh array costs about four times an in-place pass.
+Training-mode backward makes two new arrays of x's size, where the plain formula makes six,
+and works in place otherwise; on YOLOv4's maps a fresh array costs about four times an
+in-place pass. Every value is computed in the same order as the plain formula, so the
+results are the same to the bit. That matters more than it seems: the gradients of deep
+BatchNorm layers cancel heavily (gy - mean(gy) - x_hat * mean(gy * x_hat)), and a float32
+sum in another order changed some layers' gradients by 10%. That was enough to move the
+demo's 18-epoch result from mAP@0.5 0.97 to 0.80.
 """
 
 from __future__ import annotations
@@ -33,20 +37,6 @@ def _reduce_axes(x) -> tuple[int, ...]:
     return (0,) + tuple(range(2, x.ndim))
 
 
-def _channel_dot(a, b, xp):
-    """Per channel, the sum over every other axis of a * b; (C,). No temporary product.
-
-    One BLAS dot product per (image, channel): a (N, C, 1, L) @ b (N, C, L, 1). As fast as
-    ``einsum`` here (2.8 ms against 2.5 ms on a (4, 64, 208, 208) map, and 8.2 ms for the
-    product then ``sum``), and as accurate as NumPy's pairwise ``sum`` (1e-7 relative),
-    where einsum's float32 running sum drifted to 1e-6 and failed the comparison of
-    YOLOv4-tiny's input gradient with the float64 twin.
-    """
-    n, c = a.shape[:2]
-    rows, columns = a.reshape(n, c, 1, -1), b.reshape(n, c, -1, 1)
-    return xp.matmul(rows, columns).sum(axis=0).reshape(c)
-
-
 class BatchNormTrain(Function):
     """Normalize with batch statistics; updates the running statistics in place."""
 
@@ -60,7 +50,7 @@ class BatchNormTrain(Function):
         count = x.size // x.shape[1]
         mean = x.mean(axis=axes)
         centered = x - mean.reshape(shape)
-        var = _channel_dot(centered, centered, xp) / count
+        var = (centered * centered).mean(axis=axes)
         inv_std = 1 / xp.sqrt(var + self.eps)
         if self.running_mean is not None:
             m = self.momentum
@@ -81,13 +71,13 @@ class BatchNormTrain(Function):
         x_hat = x - mean.reshape(shape)  # rebuilt, not kept
         x_hat *= inv_std.reshape(shape)
         g_bias = gy.sum(axis=axes)
-        g_weight = _channel_dot(gy, x_hat, xp)
+        gx = gy * x_hat
+        g_weight = gx.sum(axis=axes)
         count = x.size // x.shape[1]
-        # d x = gamma * inv_std * (gy - mean(gy) - x_hat * mean(gy * x_hat)), built in x_hat
-        gx = x_hat
-        gx *= (-g_weight / count).reshape(shape)
-        gx += gy
-        gx -= (g_bias / count).reshape(shape)
+        # d x = gamma * inv_std * (gy - mean(gy) - x_hat * mean(gy * x_hat)), built in gx
+        xp.subtract(gy, (g_bias / count).reshape(shape), out=gx)
+        x_hat *= (g_weight / count).reshape(shape)
+        gx -= x_hat
         gx *= (weight * inv_std).reshape(shape)
         return gx, g_weight, g_bias
 
