@@ -265,3 +265,50 @@ def test_bad_inputs_get_clear_errors():
         F.mse_loss(lucid.zeros(2), lucid.zeros(2), reduction="avg")
     with pytest.raises(ValueError, match="linear: input has 3 features but the weight"):
         F.linear(lucid.zeros(2, 3), lucid.zeros(4, 5))
+
+
+def plain_batch_norm_train(x, weight, bias, gy, eps=1e-5):
+    """BatchNorm's training forward and backward as the textbook writes them, one new
+    array per operation: the reference the in-place version must equal to the bit."""
+    axes, shape = (0, 2, 3), (1, -1, 1, 1)
+    mean = x.mean(axis=axes)
+    centered = x - mean.reshape(shape)
+    var = (centered * centered).mean(axis=axes)
+    inv_std = 1 / np.sqrt(var + eps)
+    y = centered * (inv_std * weight).reshape(shape) + bias.reshape(shape)
+    x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+    g_bias = gy.sum(axis=axes)
+    g_weight = (gy * x_hat).sum(axis=axes)
+    count = x.size // x.shape[1]
+    gx = gy - (g_bias / count).reshape(shape) - x_hat * (g_weight / count).reshape(shape)
+    return y, gx * (weight * inv_std).reshape(shape), g_weight, g_bias
+
+
+def plain_mish(x, gy):
+    """Mish and its derivative, one new array per operation (the reference)."""
+    e = np.exp(np.minimum(x, 20.0))
+    n = e * (e + 2)
+    y = x * (n / (n + 2))
+    slope = (e + 1) * e * 4 / ((n + 2) * (n + 2)) * x + n / (n + 2)
+    return y, slope * gy
+
+
+def test_in_place_batch_norm_and_mish_equal_the_plain_formulas_to_the_bit():
+    """Reordered float32 sums changed deep BatchNorm gradients by 10% and the demo's mAP@0.5
+    from 0.97 to 0.80, so the in-place versions keep the plain order exactly."""
+    from minilucid.nn.functional.activation import Mish
+    from minilucid.nn.functional.norm import BatchNormTrain
+
+    gen = np.random.default_rng(5)
+    x = (gen.standard_normal((4, 8, 12, 12)) * 3 + 1).astype(np.float32)
+    gy = gen.standard_normal(x.shape).astype(np.float32)
+    weight, bias = gen.uniform(0.5, 1.5, 8).astype(np.float32), gen.standard_normal(8).astype(np.float32)
+    norm = BatchNormTrain(None, None, 0.1, 1e-5)
+    ours = (norm.forward(x, weight, bias), *norm.backward(gy))
+    for got, expected in zip(ours, plain_batch_norm_train(x, weight, bias, gy), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    mish = Mish()
+    y = mish.forward(x)
+    expected_y, expected_gx = plain_mish(x, gy)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(mish.backward(gy), expected_gx)
