@@ -20,7 +20,7 @@ import itertools
 import weakref
 from typing import Any
 
-from minilucid.backend import get_array_module
+from minilucid.backend import get_array_module, is_scalar
 
 # ----------------------------------------------------------------------------- grad mode
 
@@ -97,9 +97,12 @@ class Function:
         from_array = Tensor._from_array
         # Raw inputs (numbers, arrays) join as constants and stay on the device they are on.
         inputs = tuple(x if isinstance(x, Tensor) else from_array(as_array(x)) for x in inputs)
-        device = inputs[0].device
-        for x in inputs[1:]:
-            if x.device != device:
+        # A scalar constant (a NumPy scalar, see ops._tensor_like) goes to CuPy as a kernel
+        # argument, not as an uploaded array, so it belongs to no device.
+        devices = [x.device for x in inputs if not is_scalar(x.data)]
+        device = devices[0] if devices else "cpu"
+        for x in inputs:
+            if not is_scalar(x.data) and x.device != device:
                 raise RuntimeError(
                     f"{type(self).__name__}: inputs are on different devices "
                     f"({device!r} and {x.device!r}); move them with .to(device) first"

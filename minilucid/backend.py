@@ -69,6 +69,11 @@ def is_gpu_array(array: Any) -> bool:
     return cupy is not None and isinstance(array, cupy.ndarray)
 
 
+def is_scalar(value: Any) -> bool:
+    """True for a NumPy scalar (``numpy.float32(2)``): CuPy takes it as a kernel argument."""
+    return isinstance(value, numpy.generic)
+
+
 def get_array_module(*arrays: Any):
     """``cupy`` if any argument is a CuPy array, else ``numpy`` (as DeZero and Chainer do)."""
     if cupy is not None and any(isinstance(a, cupy.ndarray) for a in arrays):
@@ -109,6 +114,36 @@ def as_strided(array: Any, shape: tuple[int, ...], strides: tuple[int, ...]):
     if is_gpu_array(array):
         return cupy.lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
     return numpy.lib.stride_tricks.as_strided(array, shape=shape, strides=strides, writeable=False)
+
+
+def bin_sums(index: Any, values: Any, size: int) -> Any:
+    """A length-``size`` array whose element k is the sum of ``values`` where ``index == k``.
+
+    NumPy's ``bincount`` is the fastest way on the CPU; CuPy's syncs with the host to learn the
+    largest index, so on the GPU it is an atomic scatter-add into zeros instead.
+    """
+    if is_gpu_array(values):
+        import cupyx
+
+        sums = cupy.zeros(size, dtype=values.dtype)
+        cupyx.scatter_add(sums, index, values)
+        return sums
+    return numpy.bincount(index, weights=values, minlength=size).astype(values.dtype, copy=False)
+
+
+_CONSTANTS: dict[tuple, Any] = {}
+
+
+def constant(key: tuple, device: str, make: Any) -> Any:
+    """``make()`` (a NumPy array) on ``device``, made and copied there once per ``key``.
+
+    For arrays that depend only on shapes (grids, anchors, resampling matrices): on the GPU
+    each would otherwise be a host-to-device copy in every step.
+    """
+    full_key = (*key, device)
+    if full_key not in _CONSTANTS:
+        _CONSTANTS[full_key] = to_device(make(), device)
+    return _CONSTANTS[full_key]
 
 
 def scatter_add(target: Any, index: Any, values: Any) -> None:

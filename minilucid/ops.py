@@ -13,7 +13,7 @@ from typing import Any
 
 from minilucid import backend
 from minilucid.autograd import Function
-from minilucid.backend import get_array_module
+from minilucid.backend import get_array_module, is_scalar
 from minilucid.tensor import Tensor, as_array
 
 # ----------------------------------------------------------------------------- helpers
@@ -22,13 +22,16 @@ from minilucid.tensor import Tensor, as_array
 def _tensor_like(value: Any, like: Tensor) -> Tensor:
     """Wrap a number or array so it can meet ``like`` in an operation.
 
-    A Python number takes ``like``'s float dtype, so ``x * 2`` stays float32 (or float64).
+    A Python number becomes a NumPy scalar of ``like``'s float dtype, so ``x * 2`` stays
+    float32 (or float64), and on the GPU it is a kernel argument, not an uploaded array.
+    Arrays go to ``like``'s device.
     """
     if isinstance(value, Tensor):
         return value
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    dtype = like.dtype if is_number and like.dtype.kind == "f" else None
-    return Tensor._from_array(as_array(value, dtype, like.device))
+    if is_number and like.dtype.kind == "f":
+        return Tensor._from_array(like.dtype.type(value))
+    return Tensor._from_array(as_array(value, None, like.device))
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
@@ -141,11 +144,11 @@ class Maximum(Function):
 
     def forward(self, a, b):
         self.save_for_backward(a, b)
-        return get_array_module(a).maximum(a, b)
+        return get_array_module(a, b).maximum(a, b)
 
     def backward(self, gy):
         a, b = self.saved
-        share = (a > b) + 0.5 * (a == b)  # 1 where a wins, 0.5 at a tie, 0 where b wins
+        share = _winner_share(a > b, a == b, gy.dtype)  # 1 where a wins, 0.5 at a tie, 0 where b wins
         return gy * share, gy * (1 - share)
 
 
@@ -156,12 +159,19 @@ class Minimum(Function):
 
     def forward(self, a, b):
         self.save_for_backward(a, b)
-        return get_array_module(a).minimum(a, b)
+        return get_array_module(a, b).minimum(a, b)
 
     def backward(self, gy):
         a, b = self.saved
-        share = (a < b) + 0.5 * (a == b)
+        share = _winner_share(a < b, a == b, gy.dtype)
         return gy * share, gy * (1 - share)
+
+
+def _winner_share(wins, ties, dtype):
+    """1 where a side wins, 0.5 at a tie, 0 where it loses, in the gradient's dtype."""
+    share = wins.astype(dtype)
+    share += ties.astype(dtype) * dtype.type(0.5)
+    return share
 
 
 def add(a, b) -> Tensor:
@@ -192,6 +202,8 @@ def neg(x) -> Tensor:
 def power(base, exponent) -> Tensor:
     """base ** exponent; a tensor exponent goes through exp(exponent * log(base))."""
     if isinstance(exponent, Tensor):
+        if isinstance(base, (int, float)):  # 2 ** x: a constant log, no tensor for the base
+            return exp(mul(exponent, math.log(base)))
         return exp(mul(exponent, log(base)))
     return Pow(exponent)(base)
 
@@ -327,7 +339,7 @@ class Where(Function):
         self.condition = condition
 
     def forward(self, a, b):
-        return get_array_module(a).where(self.condition, a, b)
+        return get_array_module(self.condition).where(self.condition, a, b)
 
     def backward(self, gy):
         xp = get_array_module(gy)
@@ -385,8 +397,9 @@ def clip(x, min_value=None, max_value=None) -> Tensor:
 def where(condition, a, b) -> Tensor:
     """Pick from ``a`` where ``condition`` holds, else from ``b`` (all broadcast)."""
     a, b = _pair(a, b)
-    cond = condition.data if isinstance(condition, Tensor) else as_array(condition, bool, a.device)
-    return Where(cond.astype(bool, copy=False))(a, b)
+    tensor = b if is_scalar(a.data) else a  # the operand that says where the data lives
+    cond = as_array(condition, bool, tensor.device)
+    return Where(cond)(a, b)
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -694,4 +707,4 @@ def astype(x, dtype: Any) -> Tensor:
 def compare(name: str, a, b) -> Tensor:
     """An element-wise comparison (``numpy.<name>``) as a boolean tensor without gradient."""
     a, b = _pair(a, b)
-    return Tensor._from_array(getattr(get_array_module(a.data), name)(a.data, b.data))
+    return Tensor._from_array(getattr(get_array_module(a.data, b.data), name)(a.data, b.data))

@@ -2,7 +2,9 @@
 
 Numbers are drawn on the CPU from one NumPy ``Generator`` and then moved, so the same seed
 gives the same values on the CPU and on the GPU. Ops that need noise on the device itself
-(dropout masks) use ``generator(xp)``.
+(dropout masks) use ``generator(xp)``: on the GPU, a CuPy generator seeded by one draw of
+the CPU generator. So the CPU generator's state is the whole random state, GPU included,
+and a checkpoint that saves it (``get_state``) resumes a GPU run exactly.
 """
 
 from __future__ import annotations
@@ -11,36 +13,30 @@ from typing import Any
 
 import numpy
 
-from minilucid import backend
 from minilucid.tensor import DEFAULT_DTYPE, Tensor
 
 _generator = numpy.random.default_rng()
-_gpu_generator = None
 
 
 def seed(value: int) -> None:
-    """Reseed every generator minilucid uses (CPU and, if present, GPU)."""
-    global _generator, _gpu_generator
+    """Reseed minilucid's random state (which also drives every GPU draw)."""
+    global _generator
     _generator = numpy.random.default_rng(value)
-    _gpu_generator = None
-    if backend.gpu_available():
-        import cupy
-
-        _gpu_generator = cupy.random.default_rng(value)
 
 
 def generator(xp: Any = numpy) -> Any:
-    """The generator to draw from for arrays of module ``xp`` (NumPy or CuPy)."""
-    global _gpu_generator
+    """The generator to draw from for arrays of module ``xp`` (NumPy or CuPy).
+
+    For CuPy it is a new device generator for each draw, seeded from the CPU generator:
+    the draws land on the GPU (no copy) and depend on nothing but the CPU state.
+    """
     if xp is numpy:
         return _generator
-    if _gpu_generator is None:
-        _gpu_generator = xp.random.default_rng(int(_generator.integers(2**63 - 1)))
-    return _gpu_generator
+    return xp.random.default_rng(int(_generator.integers(2**63 - 1)))
 
 
 def get_state() -> dict:
-    """The CPU generator's state (a dict of plain values), for checkpoints."""
+    """The random state (a dict of plain values) for checkpoints; it covers GPU draws too."""
     return _generator.bit_generator.state
 
 

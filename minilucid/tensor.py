@@ -41,13 +41,15 @@ class Tensor:
         data: a number, nested list, NumPy/CuPy array or Tensor.
         requires_grad: whether ``backward`` should compute ``.grad`` for this tensor.
         dtype: array dtype; float32 by default for Python data.
-        device: ``"cpu"`` or ``"gpu"``.
+        device: ``"cpu"`` or ``"gpu"``; by default where ``data`` already is (the CPU for
+            Python data), so ``Tensor(cupy_array)`` stays on the GPU.
     """
 
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu") -> None:
-        backend.check_device(device)
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str | None = None) -> None:
+        if device is not None:
+            backend.check_device(device)
         self.data = as_array(data, dtype, device)
         self.requires_grad = bool(requires_grad)
         self.grad: Any = None

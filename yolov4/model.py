@@ -72,10 +72,13 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
 
     # ------------------------------------------------------------------ forward
     def check_input(self, x: Any) -> lucid.Tensor:
-        """A (N, C, H, W) Tensor with H and W multiples of 32, or a clear ValueError."""
+        """A (N, C, H, W) Tensor on the model's device with H and W multiples of 32, or a
+        clear ValueError. Arrays and Tensors on another device are moved (one copy)."""
         device = next(iter(self.parameters())).device
-        if not isinstance(x, lucid.Tensor):  # arrays (NumPy or CuPy) go where the model is
-            x = lucid.Tensor(x if backend.is_gpu_array(x) else np.asarray(x, dtype=np.float32), device=device)
+        if not isinstance(x, lucid.Tensor):
+            x = lucid.Tensor(x if backend.is_gpu_array(x) else np.asarray(x, dtype=np.float32))
+        if x.device != device:
+            x = x.to(device)
         if x.ndim != 4:
             raise ValueError(f"YOLO_V4 expects images of shape (N, C, H, W), got {x.shape}")
         if x.shape[1] != self.config.image_channels:

@@ -17,7 +17,7 @@ from minilucid.tensor import Tensor
 class Parameter(Tensor):
     """A Tensor that a Module trains: ``requires_grad`` is always on."""
 
-    def __init__(self, data: Any, dtype: Any = None, device: str = "cpu") -> None:
+    def __init__(self, data: Any, dtype: Any = None, device: str | None = None) -> None:
         super().__init__(data, requires_grad=True, dtype=dtype, device=device)
 
     def __repr__(self) -> str:

@@ -45,10 +45,19 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient."""
+        """Update every parameter that has a gradient.
+
+        A parameter's state (momentum, Adam's moments) follows it to its device, so a model
+        moved with ``.to(device)`` after some steps keeps training with its state.
+        """
         for index, p, group in self._indexed_params():
             if p.grad is not None:
-                self.update(p, p.grad, group, self.state.setdefault(index, {}))
+                state = self.state.setdefault(index, {})
+                device = p.device
+                for key, value in state.items():
+                    if hasattr(value, "shape") and backend.device_of(value) != device:
+                        state[key] = backend.to_device(value, device)
+                self.update(p, p.grad, group, state)
 
     def update(self, param: Parameter, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         """Apply one step to ``param.data`` in place."""

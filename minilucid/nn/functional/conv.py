@@ -12,13 +12,13 @@ Backward: d weight = gy @ cols^T (a matrix product); d cols = weight^T @ gy, and
 adds each column back onto the window it came from. The columns are rebuilt in backward
 rather than kept, because they are KH*KW times the size of the input.
 
-``Conv2d`` works one image at a time through one columns buffer per call. The columns of a
-whole batch would be KH*KW times the batch's size (800 MB for YOLOv4's 64-channel 3x3
-convolutions at batch 8), and every fresh allocation that large is handed out by the
-kernel page by page: measured on YOLOv4's training step at batch 8, the batched columns
-spent 14 s of 75 s CPU time in the kernel. Per image, the products are the same BLAS calls
-(a batched ``matmul`` loops over the batch too). ``im2col`` and ``col2im`` on whole batches
-stay as the plain reference the tests compare with.
+The batch is handled by device. On the CPU, ``Conv2d`` works one image at a time through
+one columns buffer per call: the columns of a whole batch would be KH*KW times the batch's
+size (800 MB for YOLOv4's 64-channel 3x3 convolutions at batch 8), and every fresh
+allocation that large is handed out by the kernel page by page (measured on YOLOv4's
+training step at batch 8: 14 s of 75 s CPU time in the kernel). On a GPU memory is ample
+and every kernel launch costs, so the whole batch goes through one im2col, one batched
+product and one col2im.
 """
 
 from __future__ import annotations
@@ -113,6 +113,8 @@ class Conv2d(Function):
         y = xp.empty((n, o, oh * ow), dtype=x.dtype)
         if self._is_pointwise((kh, kw)):
             xp.matmul(matrix, x.reshape(n, c, h * w), out=y)  # x is already the columns
+        elif backend.is_gpu_array(x):  # the whole batch at once: (O, CKK) @ (N, CKK, L)
+            xp.matmul(matrix, im2col(x, (kh, kw), self.stride, self.padding), out=y)
         else:
             buffer = self._columns_buffer(x, (kh, kw), (oh, ow))
             for i in range(n):
@@ -134,6 +136,12 @@ class Conv2d(Function):
                 gx = (matrix.T @ gy).reshape(x.shape)
             if self.needs_input_grad[1]:
                 gw = (gy @ x.reshape(n, x.shape[1], -1).swapaxes(1, 2)).sum(axis=0).reshape(weight.shape)
+        elif backend.is_gpu_array(gy):  # the whole batch at once, as in forward
+            if self.needs_input_grad[0]:
+                gx = col2im(matrix.T @ gy, x.shape, kernel, self.stride, self.padding)  # (N, CKK, L) -> x
+            if self.needs_input_grad[1]:
+                cols = im2col(x, kernel, self.stride, self.padding)  # (N, CKK, L)
+                gw = (gy @ cols.swapaxes(1, 2)).sum(axis=0).reshape(weight.shape)
         else:
             buffer = self._columns_buffer(x, kernel, (oh, ow))
             if self.needs_input_grad[0]:

@@ -40,8 +40,10 @@ def drop_block_mask(shape, block_size: int, drop_prob: float, xp, dtype):
     padded = pad2d(corners, block - 1)
     windows = window_view(padded, (block, block), 1, (h, w))  # (N, C, B, B, H, W)
     keep = 1 - windows.max(axis=(2, 3))
-    kept = keep.sum()
-    return keep * (keep.size / kept) if kept > 0 else keep
+    # Scale to mean 1. An all-dropped mask stays all zeros whatever the scale, so the count
+    # is clamped to 1 on the device rather than tested on the host (a GPU sync).
+    keep *= keep.size / xp.maximum(keep.sum(), 1)
+    return keep
 
 
 def drop_block(x: Tensor, block_size: int = 7, drop_prob: float = 0.1, training: bool = True) -> Tensor:

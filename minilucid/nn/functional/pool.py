@@ -22,6 +22,7 @@ import math
 
 import numpy
 
+from minilucid import backend
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
 from minilucid.nn.functional.conv import output_size, pad2d
@@ -71,8 +72,7 @@ class MaxPool2d(Function):
         cols = xp.arange(ow).reshape(1, ow) * self.stride + self.winner % kw
         planes = xp.arange(n * c).reshape(n, c, 1, 1)
         flat = (planes * hp + rows) * wp + cols
-        padded = xp.bincount(flat.ravel(), weights=gy.ravel(), minlength=n * c * hp * wp)
-        padded = padded.astype(gy.dtype).reshape(n, c, hp, wp)
+        padded = backend.bin_sums(flat.ravel(), gy.ravel(), n * c * hp * wp).reshape(n, c, hp, wp)
         return padded[:, :, self.padding : self.padding + h, self.padding : self.padding + w]
 
 
@@ -149,10 +149,11 @@ def _average_matrix(out_size: int, in_size: int, dtype):
 
 
 def _resample(x: Tensor, make_matrix, out_hw: tuple[int, int]) -> Tensor:
-    xp = get_array_module(x.data)
-    rows = xp.asarray(make_matrix(out_hw[0], x.shape[2], x.dtype))
-    cols = xp.asarray(make_matrix(out_hw[1], x.shape[3], x.dtype))
-    return Resample2d(rows, cols)(x)
+    def matrix(out_size: int, in_size: int):  # made once per shape and device
+        key = (make_matrix.__name__, out_size, in_size, x.dtype.str)
+        return backend.constant(key, x.device, lambda: make_matrix(out_size, in_size, x.dtype))
+
+    return Resample2d(matrix(out_hw[0], x.shape[2]), matrix(out_hw[1], x.shape[3]))(x)
 
 
 def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest") -> Tensor:
