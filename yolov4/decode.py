@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 import minilucid as lucid
+from minilucid import backend
 from minilucid.backend import get_array_module
 from minilucid.ops import stable_sigmoid
 
@@ -46,19 +49,33 @@ def grid(h: int, w: int, xp: Any, dtype: Any) -> Any:
     return xp.stack([cols, rows], axis=-1)[:, :, None, :]
 
 
+def cached_grid(h: int, w: int, device: str, dtype: Any) -> Any:
+    """``grid(h, w)`` on ``device``, made (and copied there) once per size and dtype."""
+    dtype = np.dtype(dtype)
+    return backend.constant(("decode grid", h, w, dtype.str), device, lambda: grid(h, w, np, dtype))
+
+
+def cached_anchors(anchors, device: str, dtype: Any) -> Any:
+    """(A, 2) anchor sizes on ``device``, made (and copied there) once per anchor set and dtype."""
+    dtype = np.dtype(dtype)
+    key = ("decode anchors", tuple(map(tuple, anchors)), dtype.str)
+    return backend.constant(key, device, lambda: np.asarray(anchors, dtype=dtype))
+
+
 def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_aware: bool = False) -> dict[str, Any]:
     """Decode one raw map (an array) into boxes and probabilities.
 
     Returns a dict of arrays: ``boxes`` (N, H, W, A, 4) as [cx, cy, w, h] in input pixels,
     ``xyxy`` (N, H, W, A, 4), ``objectness`` (N, H, W, A), ``class_probs`` (N, H, W, A, C)
-    and, with the IoU branch, ``iou`` (N, H, W, A).
+    and, with the IoU branch, ``iou`` (N, H, W, A). On the GPU it copies nothing to or from
+    the host: the grid and the anchors are cached there.
     """
     xp = get_array_module(raw)
+    device = backend.device_of(raw)
     values = split_anchors(raw, len(anchors))
     _, h, w, _, _ = values.shape
-    xyxy = decode_boxes(
-        values[..., :4], grid(h, w, xp, raw.dtype), xp.asarray(anchors, dtype=raw.dtype), stride, scale_x_y
-    )
+    cells, anchor_wh = cached_grid(h, w, device, raw.dtype), cached_anchors(anchors, device, raw.dtype)
+    xyxy = decode_boxes(values[..., :4], cells, anchor_wh, stride, scale_x_y)
     first_class = 6 if iou_aware else 5
     decoded = {
         "boxes": xp.concatenate([(xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]], axis=-1),

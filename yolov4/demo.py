@@ -48,7 +48,7 @@ def run_demo(out: str | Path = "runs/demo", device: str = "cpu", epochs: int | N
     val = shapes_dataset("val")
     metrics = evaluate_model(model, val, settings["img"], plots=out)
     pictures = []
-    for index in range(6):
+    for index in range(min(6, len(val))):
         image, _ = val[index]
         boxed, _ = letterbox(image, image[:0, :5].reshape(0, 5), (settings["img"], settings["img"]))
         found = to_original(model.predict(boxed)[0], image.shape[1:], (settings["img"], settings["img"]))

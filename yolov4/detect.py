@@ -1,4 +1,12 @@
-"""From raw maps to detections: thresholds, NMS, and the way back to the original image."""
+"""From raw maps to detections: thresholds, NMS, and the way back to the original image.
+
+Shapes: N images; K = sum over levels of H * W * A predictions per image; C classes; M
+candidates, the (prediction, class) pairs of the batch whose score passes the threshold.
+
+The maps are decoded and thresholded for the whole batch where they are (CPU or GPU); the
+candidates go to the host in one packed array, and NMS runs there per image. On the GPU a
+batch costs two blocking syncs: the ``nonzero`` that finds the candidates and that one copy.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from minilucid.backend import as_numpy
+import minilucid as lucid
+from minilucid.backend import as_numpy, get_array_module
 from yolov4.boxes import nms
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import decode_level
 from yolov4.geometry import letterbox_geometry
 
-MAX_CANDIDATES = 30_000  # the best scores kept before NMS: bounds its cost on a noisy map
+MAX_CANDIDATES = 30_000  # the best scores kept per image before NMS: bounds its cost on a noisy map
 
 
 def detect(
@@ -23,34 +32,76 @@ def detect(
     iou_thresh: float = 0.45,
     max_det: int = 300,
     nms_kind: str | None = None,
-) -> list[dict[str, Any]]:
-    """Detections of one image from its raw maps (each (1, A * V, H, W)), best first.
+) -> list[list[dict[str, Any]]]:
+    """Detections per image of a batch, from its raw maps (each (N, A * V, H, W)), best first.
 
     Every (box, class) whose score = objectness x class probability exceeds ``conf_thresh``
     is a candidate, as in darknet; with the IoU branch the score is
-    objectness^(1 - alpha) x IoU^alpha x class probability.
+    objectness^(1 - alpha) x IoU^alpha x class probability. Each image keeps its best
+    ``MAX_CANDIDATES`` candidates; boxes are clipped to ``image_size`` (height, width).
     """
-    boxes, scores, classes = [], [], []
+    maps = [m.data if isinstance(m, lucid.Tensor) else m for m in maps]
+    scores, boxes = score_predictions(config, maps)
+    rows = as_numpy(candidates(scores, boxes, conf_thresh))  # (L, 7), the one copy to the host
+    kind = nms_kind or config.nms_kind
+    # an image's own rows come first, at most MAX_CANDIDATES of them, then those over the cap
+    return [
+        suppress(rows[rows[:, 0] == n][:MAX_CANDIDATES], image_size, iou_thresh, kind, config.beta_nms, max_det)
+        for n in range(scores.shape[0])
+    ]
+
+
+def score_predictions(config: YOLO_V4Config, maps: list[Any]) -> tuple[Any, Any]:
+    """Scores (N, K, C) and xyxy boxes (N, K, 4) of every prediction, levels in order,
+    on the maps' device."""
+    scores, boxes = [], []
     for level, raw in enumerate(maps):
         decoded = decode_level(
-            as_numpy(raw), config.anchors[level], config.strides[level], config.scale_x_y[level], config.iou_aware
+            raw, config.anchors[level], config.strides[level], config.scale_x_y[level], config.iou_aware
         )
-        confidence = decoded["objectness"].reshape(-1)
+        n = raw.shape[0]
+        confidence = decoded["objectness"].reshape(n, -1)  # (N, H * W * A)
         if config.iou_aware:
             alpha = config.iou_aware_alpha
-            confidence = confidence ** (1 - alpha) * decoded["iou"].reshape(-1) ** alpha
-        level_scores = confidence[:, None] * decoded["class_probs"].reshape(-1, config.num_classes)  # (K, C)
-        index, cls = np.nonzero(level_scores > conf_thresh)
-        boxes.append(decoded["xyxy"].reshape(-1, 4)[index])
-        scores.append(level_scores[index, cls])
-        classes.append(cls)
-    boxes, scores, classes = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
-    if len(scores) > MAX_CANDIDATES:
-        best = np.argsort(-scores, kind="stable")[:MAX_CANDIDATES]
-        boxes, scores, classes = boxes[best], scores[best], classes[best]
+            confidence = confidence ** (1 - alpha) * decoded["iou"].reshape(n, -1) ** alpha
+        scores.append(confidence[..., None] * decoded["class_probs"].reshape(n, -1, config.num_classes))
+        boxes.append(decoded["xyxy"].reshape(n, -1, 4))
+    xp = get_array_module(*scores)
+    return xp.concatenate(scores, axis=1), xp.concatenate(boxes, axis=1)
+
+
+def candidates(scores: Any, boxes: Any, conf_thresh: float) -> Any:
+    """The candidates of a batch, packed as rows [image, class, score, x1, y1, x2, y2] in
+    the scores' dtype (exact for indices below 2**24), on their device: (L, 7).
+
+    Rows come image by image, best score first (ties in map order), each image's best
+    ``MAX_CANDIDATES``; the rows over that cap follow them (L = min(M, N * cap)). One
+    ``nonzero`` is the only sync.
+    """
+    xp = get_array_module(scores)
+    cap = MAX_CANDIDATES
+    image, k, cls = xp.nonzero(scores > conf_thresh)  # (M,) each, in map order
+    score = scores[image, k, cls]
+    order = xp.argsort(-score, kind="stable")  # best first, ties in map order
+    order = order[xp.argsort(image[order], kind="stable")]  # then image by image
+    grouped = image[order]
+    rank = xp.arange(len(order)) - xp.searchsorted(grouped, grouped)  # place within its image
+    over_cap = (rank >= cap).astype(xp.int8)
+    order = order[xp.argsort(over_cap, kind="stable")][: scores.shape[0] * cap]  # kept rows first: (L,)
+    image, k, cls = image[order], k[order], cls[order]
+    dtype = scores.dtype
+    labels = xp.stack([image.astype(dtype), cls.astype(dtype), score[order]], axis=1)  # (L, 3)
+    return xp.concatenate([labels, boxes[image, k]], axis=1)
+
+
+def suppress(
+    rows: np.ndarray, image_size: tuple[int, int], iou_thresh: float, kind: str, beta: float, max_det: int
+) -> list[dict[str, Any]]:
+    """One image's detections from its candidate rows (L, 7) on the host: clip, NMS, dicts."""
+    boxes, scores, classes = rows[:, 3:], rows[:, 2], rows[:, 1].astype(np.int64)
     height, width = image_size
     boxes = np.clip(boxes, 0, [width, height, width, height])
-    keep = nms(boxes, scores, iou_thresh, nms_kind or config.nms_kind, config.beta_nms, classes, max_det)
+    keep = nms(boxes, scores, iou_thresh, kind, beta, classes, max_det)
     return [{"box": [float(v) for v in boxes[k]], "score": float(scores[k]), "class_id": int(classes[k])} for k in keep]
 
 

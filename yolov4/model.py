@@ -19,10 +19,10 @@ from yolov4.config import YOLO_V4Config, tiny_config
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
-from yolov4.loss import yolo_loss
+from yolov4.loss import PackedTargets, pack_targets, padded_truths, yolo_loss
 from yolov4.neck import TinyNeck, YOLOv4Neck
 from yolov4.regularize import use_cross_minibatch_norm
-from yolov4.targets import encode_targets
+from yolov4.targets import encode_targets, truth_boxes
 
 
 def is_encoded(targets: Any, levels: int) -> bool:
@@ -101,8 +101,12 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         return tuple(head(n) for head, n in zip(self.head, self.neck(features), strict=True))
 
     # ------------------------------------------------------------------ loss
-    def get_loss(self, x: Any, targets: Any) -> lucid.Tensor:
+    def get_loss(self, x: Any, targets: Any, read_terms: bool = True) -> lucid.Tensor:
         """The YOLOv4 loss of a batch, a scalar Tensor; its parts are in ``last_loss_terms``.
+
+        Reading the parts (and checking them for NaN) is the step's one host read; with
+        ``read_terms=False`` it is skipped and ``last_loss_terms`` is None, for callers that
+        only differentiate the loss (SAT's attack).
 
         ``targets`` is either one (M, 5) array [class_id, cx, cy, w, h] (input pixels) per
         image, or the encoded tuple of one (N, Hs, Ws, A * (5 + C)) array per stride
@@ -110,12 +114,25 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         """
         x = self.check_input(x)
         maps = self.forward(x)
-        if not is_encoded(targets, len(maps)):
-            if len(targets) != x.shape[0]:
-                raise ValueError(f"get_loss: {x.shape[0]} images but ground truth for {len(targets)}")
-            targets = encode_targets(list(targets), self.config, x.shape[2:])
-        loss, self.last_loss_terms = yolo_loss(maps, targets, self.config)
+        truths = None  # for encoded targets: read back from the encoded grid
+        if not isinstance(targets, PackedTargets) and not is_encoded(targets, len(maps)):
+            targets, truths = self.encode(targets, x.shape)
+        loss, self.last_loss_terms = yolo_loss(maps, targets, self.config, truths, read_terms)
         return loss
+
+    def encode(self, boxes: list, shape: tuple[int, ...]) -> tuple[tuple, list]:
+        """Per-image (M, 5) boxes for images of ``shape`` (N, C, H, W) -> (encoded targets,
+        xyxy truths), on the host."""
+        if len(boxes) != shape[0]:
+            raise ValueError(f"get_loss: {shape[0]} images but ground truth for {len(boxes)}")
+        size = tuple(shape[2:])
+        return encode_targets(list(boxes), self.config, size), truth_boxes(list(boxes), self.config, size)
+
+    def pack_targets(self, boxes: list, shape: tuple[int, ...]) -> PackedTargets:
+        """Per-image (M, 5) boxes as ``PackedTargets`` on the model's device (one copy)."""
+        encoded, truths = self.encode(boxes, shape)
+        device = next(iter(self.parameters())).device
+        return PackedTargets(*pack_targets(encoded, padded_truths(truths), device))
 
     # ------------------------------------------------------------------ predict
     def predict(
@@ -131,7 +148,8 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         ``x`` is one image (C, H, W) or a batch (N, C, H, W), a Tensor or an array. Boxes are
         in the input's pixels, clipped to it; score = objectness x class probability. NMS is
         the config's kind (DIoU-NMS by default) per class, and ``max_det`` keeps the best.
-        The model's train/eval mode is left as it was.
+        The model's train/eval mode is left as it was. On the GPU the whole batch is decoded
+        and thresholded there, with two blocking syncs (``yolov4.detect``).
         """
         if getattr(x, "ndim", None) == 3:
             x = x[None] if not isinstance(x, lucid.Tensor) else x.reshape(1, *x.shape)
@@ -143,12 +161,7 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
                 maps = self.forward(x)
         finally:
             self.train(was_training)
-        return [
-            detect(
-                self.config, [m.data[n : n + 1] for m in maps], x.shape[2:], conf_thresh, iou_thresh, max_det, nms_kind
-            )
-            for n in range(x.shape[0])
-        ]
+        return detect(self.config, maps, x.shape[2:], conf_thresh, iou_thresh, max_det, nms_kind)
 
     # ------------------------------------------------------------------ darknet
     def yolo_options(self, level: int) -> dict[str, Any]:

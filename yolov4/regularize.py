@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 import minilucid as lucid
-from minilucid import nn
+from minilucid import backend, nn
 from minilucid.backend import get_array_module
 
 
@@ -98,14 +98,17 @@ def self_adversarial_images(model: Any, images: Any, targets: Any, epsilon: floa
         raise ValueError(f"self_adversarial_images: epsilon must be > 0, got {epsilon}")
     grads = [p.grad for p in model.parameters()]
     was_training = model.training
-    source = images.data if isinstance(images, lucid.Tensor) else np.asarray(images, dtype=np.float32)
-    attack = lucid.Tensor(source, requires_grad=True, device=getattr(images, "device", "cpu"))
+    source = images.data if isinstance(images, lucid.Tensor) else images
+    if not backend.is_gpu_array(source):
+        source = np.asarray(source, dtype=np.float32)
+    attack = lucid.Tensor(source, requires_grad=True)  # where the images are
     try:
-        model.eval().get_loss(attack, targets).backward()
+        # Only the gradient is wanted: no host read of the loss terms (a GPU sync).
+        model.eval().get_loss(attack, targets, read_terms=False).backward()
     finally:
         model.train(was_training)
         for parameter, grad in zip(model.parameters(), grads, strict=True):
             parameter.grad = grad
     xp = get_array_module(attack.data)
     perturbed = xp.clip(attack.data + epsilon * xp.sign(attack.grad), 0, 1).astype(attack.dtype)
-    return lucid.Tensor(perturbed, device=attack.device)
+    return lucid.Tensor(perturbed)

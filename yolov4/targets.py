@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from minilucid.backend import as_numpy
+from minilucid.tensor import Tensor
 from yolov4.anchors import size_iou
 from yolov4.config import YOLO_V4Config
 
@@ -28,7 +29,7 @@ EDGE_TOLERANCE = 1.0  # pixels a box may stick out of the image (rounding of lab
 
 def check_boxes(boxes: Any, num_classes: int, image_size: tuple[int, int], image: int = 0) -> np.ndarray:
     """Validate one image's (M, 5) ground truth; returns it as float64, or raises ValueError."""
-    array = as_numpy(boxes.data if hasattr(boxes, "data") and not isinstance(boxes, np.ndarray) else boxes)
+    array = as_numpy(boxes.data if isinstance(boxes, Tensor) else boxes)
     array = np.asarray(array, dtype=np.float64)
     if array.size == 0:
         return np.zeros((0, 5))
@@ -85,6 +86,12 @@ def encode_targets(ground_truth: list, config: YOLO_V4Config, image_size: tuple[
     return tuple(t.reshape(t.shape[0], t.shape[1], t.shape[2], -1) for t in levels)
 
 
+def truth_boxes(ground_truth: list, config: YOLO_V4Config, image_size: tuple[int, int]) -> list[np.ndarray]:
+    """Per image, the checked ground truth as xyxy boxes (M, 4) in pixels (for the ignore mask)."""
+    boxes = [check_boxes(b, config.num_classes, image_size, i)[:, 1:] for i, b in enumerate(ground_truth)]
+    return [np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1) for b in boxes]
+
+
 def positives(encoded: np.ndarray, num_anchors: int) -> tuple[np.ndarray, ...]:
     """Indices (n, j, i, a) of the responsible slots of one encoded level."""
     n, h, w, _ = encoded.shape
@@ -102,7 +109,7 @@ def slot_boxes(slots: np.ndarray, cells: np.ndarray, anchors: np.ndarray, stride
 def decode_targets(encoded: tuple, config: YOLO_V4Config) -> list[np.ndarray]:
     """Per image, the xyxy boxes (in pixels) that the encoded targets hold (a box positive
     for several anchors appears once per anchor)."""
-    encoded = [as_numpy(t.data if hasattr(t, "data") and not isinstance(t, np.ndarray) else t) for t in encoded]
+    encoded = [as_numpy(t.data if isinstance(t, Tensor) else t) for t in encoded]
     images = encoded[0].shape[0]
     found: list[list[np.ndarray]] = [[] for _ in range(images)]
     for level, target in enumerate(encoded):

@@ -140,6 +140,8 @@ class EMA:
         self.updates += 1
         d = self.decay * (1 - math.exp(-self.updates / 2000))
         for key, value in model.state_dict().items():
+            if backend.device_of(self.shadow[key]) != backend.device_of(value):  # the model moved
+                self.shadow[key] = backend.to_device(self.shadow[key], backend.device_of(value))
             self.shadow[key] *= d
             self.shadow[key] += (1 - d) * value
 
@@ -258,7 +260,8 @@ class Trainer:
         self.optimizer.zero_grad()
         for start in range(0, len(targets), step):
             part, part_targets = images[start : start + step], targets[start : start + step]
-            if c.sat:
+            if c.sat:  # two passes over the mini-batch: copy its targets to the device once
+                part_targets = self.model.pack_targets(part_targets, part.shape)
                 part = self_adversarial_images(self.model, part, part_targets, c.sat)
             try:
                 loss = self.model.get_loss(part, part_targets)
@@ -266,7 +269,7 @@ class Trainer:
                 last = self.out / "last.npz"
                 where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {self.epoch}: {error}; {where}") from error
-            weight = len(part_targets) / len(targets)  # this mini-batch's share of the update
+            weight = part.shape[0] / len(targets)  # this mini-batch's share of the update
             (loss * weight).backward()
             terms = self.model.last_loss_terms
             for key, value in (("loss", terms.total), ("box", terms.box), ("obj", terms.obj), ("cls", terms.cls)):

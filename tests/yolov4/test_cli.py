@@ -7,7 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from minilucid import backend
+from tests.conftest import REAL_GPU
 from yolov4.__main__ import main
 from yolov4.darknet import load_darknet
 
@@ -137,7 +137,7 @@ def test_errors_are_one_line(argv, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(backend.gpu_available(), reason="this machine has a GPU")
+@pytest.mark.skipif(REAL_GPU, reason="this machine has a GPU")
 def test_gpu_without_one_is_a_one_line_error():
     result = subprocess.run(
         [sys.executable, "-m", "yolov4", "demo", "--device", "gpu", "--epochs", "1"],

@@ -1,0 +1,62 @@
+"""``detect`` on a whole batch equals the per-image detection it replaced, to the bit."""
+
+import numpy as np
+import pytest
+
+from tests.yolov4.conftest import calibrate, randomize
+from tests.yolov4.test_loss_and_predict import scenes, small
+from yolov4 import detect
+from yolov4.boxes import nms
+from yolov4.decode import decode_level
+
+
+def detect_one_image(config, maps, image_size, conf_thresh, iou_thresh=0.45, max_det=300):
+    """The oracle: the former per-image ``detect`` (host NumPy, maps (1, A * V, H, W))."""
+    boxes, scores, classes = [], [], []
+    for level, raw in enumerate(maps):
+        decoded = decode_level(
+            raw, config.anchors[level], config.strides[level], config.scale_x_y[level], config.iou_aware
+        )
+        confidence = decoded["objectness"].reshape(-1)
+        if config.iou_aware:
+            alpha = config.iou_aware_alpha
+            confidence = confidence ** (1 - alpha) * decoded["iou"].reshape(-1) ** alpha
+        level_scores = confidence[:, None] * decoded["class_probs"].reshape(-1, config.num_classes)
+        index, cls = np.nonzero(level_scores > conf_thresh)
+        boxes.append(decoded["xyxy"].reshape(-1, 4)[index])
+        scores.append(level_scores[index, cls])
+        classes.append(cls)
+    boxes, scores, classes = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
+    if len(scores) > detect.MAX_CANDIDATES:
+        best = np.argsort(-scores, kind="stable")[: detect.MAX_CANDIDATES]
+        boxes, scores, classes = boxes[best], scores[best], classes[best]
+    height, width = image_size
+    boxes = np.clip(boxes, 0, [width, height, width, height])
+    keep = nms(boxes, scores, iou_thresh, config.nms_kind, config.beta_nms, classes, max_det)
+    return [{"box": [float(v) for v in boxes[k]], "score": float(scores[k]), "class_id": int(classes[k])} for k in keep]
+
+
+@pytest.mark.parametrize("cap", [None, 5], ids=["all", "capped"])
+@pytest.mark.parametrize("iou_aware", [False, True], ids=["plain", "iou-aware"])
+@pytest.mark.parametrize("conf_thresh", [0.0, 0.3, 0.9])
+def test_batch_detect_equals_the_per_image_oracle(conf_thresh, iou_aware, cap, monkeypatch):
+    if cap is not None:
+        monkeypatch.setattr(detect, "MAX_CANDIDATES", cap)
+    model = small(**({"iou_branch_weight": 1.0, "iou_aware_alpha": 0.5} if iou_aware else {}))
+    x = scenes()
+    randomize(model, output_gain=2.0)
+    calibrate(model, x)
+    maps = [m.data for m in model.eval().forward(x)]
+    found = detect.detect(model.config, maps, (128, 128), conf_thresh)
+    expected = [detect_one_image(model.config, [m[n : n + 1] for m in maps], (128, 128), conf_thresh) for n in range(2)]
+    assert found == expected
+    if conf_thresh == 0.9:
+        assert found == [[], []]
+    else:
+        assert all(found)
+
+
+def test_an_empty_batch_of_candidates_gives_empty_lists():
+    model = small()
+    maps = [m.data for m in model.eval().forward(scenes())]
+    assert detect.detect(model.config, maps, (128, 128), conf_thresh=1.0) == [[], []]
