@@ -20,6 +20,7 @@ from minilucid.tensor import Tensor
 DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)]
 
 REAL_GPU = backend.gpu_available()
+REAL_CUPY = backend.cupy  # CuPy as imported (None where it is not installed), before any stand-in
 USE_STANDIN = not REAL_GPU and os.environ.get("YOLOV4_TEST_GPU", "standin") == "standin"
 if USE_STANDIN:
     from tests.gpu import standin

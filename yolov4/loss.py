@@ -9,10 +9,11 @@ Per stride, with P the responsible (positive) predictions of the encoded targets
 Each term is summed over the batch and divided by the batch size, so the learning rate
 does not depend on it.
 
-Every sum runs over *all* predictions, weighted by a mask (1 on P, 0 elsewhere), rather than
-over gathered positives: the same numbers, but the whole loss is a few element-wise passes
-that stay on the model's device. On a GPU the encoded targets and the truth boxes go up in
-one copy (``pack_targets``), and the loss terms come back in one read, the step's only sync.
+All of it runs on the model's device. On a GPU the encoded targets and the truth boxes go up
+in one copy (``pack_targets``), which also counts each stride's positives on the host, so
+the positives are gathered on the device without a data-dependent ``nonzero``; the ignore
+mask compares the decoded predictions with the truth boxes there; and the loss terms come
+back in one read, the step's only sync.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from minilucid.nn import functional as F
 from yolov4.boxes import iou
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import cached_anchors, cached_grid, decode_boxes, split_anchors
-from yolov4.targets import decode_targets
+from yolov4.targets import decode_targets, slot_boxes
 
 
 @dataclass
@@ -74,30 +75,36 @@ def padded_truths(truths: list[np.ndarray]) -> np.ndarray:
 
 @dataclass
 class PackedTargets:
-    """A batch's encoded targets (one array per stride) and truth boxes (N, T, 4), on the
-    model's device. ``YOLO_V4.get_loss`` takes them in place of the boxes, so two passes over
-    one batch (SAT's attack, then the step) copy the targets up once."""
+    """A batch's targets on the model's device: the encoded arrays (one per stride), the truth
+    boxes (N, T, 4), and each stride's number of positives (counted on the host, so the loss
+    can gather the positives without asking the device). ``YOLO_V4.get_loss`` takes them in
+    place of the boxes, so two passes over one batch (SAT's attack, then the step) copy the
+    targets up once."""
 
     encoded: tuple
     truths: Any
+    counts: tuple[int, ...] | None
 
 
-def pack_targets(encoded: tuple, truths: np.ndarray, device: str) -> tuple[tuple, Any]:
+def pack_targets(encoded: tuple, truths: np.ndarray, num_anchors: list[int], device: str) -> PackedTargets:
     """Encoded targets (one array per stride) and truths (N, T, 4) on ``device`` in one copy.
 
-    Host arrays are laid end to end in one float32 buffer, copied once and cut into views;
-    arrays already on the device stay as they are.
+    Host arrays are laid end to end in one float32 buffer, copied once and cut into views.
+    Arrays already on the device stay there; their positives are then counted there (a sync).
     """
     arrays = [*encoded, truths]
     if all(backend.device_of(a) == device for a in arrays):
-        return tuple(arrays[:-1]), arrays[-1]
+        return PackedTargets(tuple(arrays[:-1]), arrays[-1], None)
     host = [backend.as_numpy(a).astype(np.float32, copy=False) for a in arrays]
+    counts = tuple(
+        int((t.reshape(*t.shape[:3], a, -1)[..., 4] > 0.5).sum()) for t, a in zip(host[:-1], num_anchors, strict=True)
+    )
     flat = backend.to_device(np.concatenate([a.ravel() for a in host]), device)
     views, start = [], 0
     for a in host:
         views.append(flat[start : start + a.size].reshape(a.shape))
         start += a.size
-    return tuple(views[:-1]), views[-1]
+    return PackedTargets(tuple(views[:-1]), views[-1], counts)
 
 
 def ignore_mask(raw: Any, anchors, stride: int, scale_x_y: float, truths: Any, threshold: float) -> Any:
@@ -126,116 +133,111 @@ def ignore_mask(raw: Any, anchors, stride: int, scale_x_y: float, truths: Any, t
     return mask.reshape(n, h, w, a)
 
 
-def yolo_loss(maps: tuple, targets: tuple, config: YOLO_V4Config, truths: list | None = None, read: bool = True):
-    """The loss of raw ``maps`` against encoded ``targets``; returns (scalar Tensor, terms).
+def yolo_loss(maps: tuple, targets: Any, config: YOLO_V4Config, truths: list | None = None, read: bool = True):
+    """The loss of raw ``maps`` against ``targets``; returns (scalar Tensor, terms).
 
+    ``targets`` is the encoded tuple (one array per stride) or ``PackedTargets``.
     ``truths``, the per-image xyxy boxes, feed the ignore mask; without them they are read
     back from the encoded grid. With ``read=False`` the terms stay on the device unread
     (and unchecked for NaN), and None is returned for them.
     """
-    device = maps[0].device
-    if isinstance(targets, PackedTargets):
-        targets, truth_array = targets.encoded, targets.truths
-        check_encoded(targets, maps, config)
-    else:
+    if not isinstance(targets, PackedTargets):
         targets = [t.data if isinstance(t, lucid.Tensor) else t for t in targets]
         check_encoded(targets, maps, config)
         if truths is None:
             truths = decode_targets(targets, config)
-        targets, truth_array = pack_targets(tuple(targets), padded_truths(truths), device)
+        anchors = [len(a) for a in config.anchors]
+        targets = pack_targets(tuple(targets), padded_truths(truths), anchors, maps[0].device)
+    check_encoded(targets.encoded, maps, config)
     batch = maps[0].shape[0]
-    box_sum = obj_sum = cls_sum = iou_sum = count = 0.0
-    for level, (raw, target) in enumerate(zip(maps, targets, strict=True)):
-        box, obj, cls, iou_branch, positives = level_loss(raw, target, truth_array, level, config)
+    box_sum = obj_sum = cls_sum = iou_sum = 0.0
+    positives = 0
+    counts = targets.counts or [None] * len(maps)
+    for level, (raw, target, count) in enumerate(zip(maps, targets.encoded, counts, strict=True)):
+        box, obj, cls, iou_branch, count = level_loss(raw, target, targets.truths, count, level, config)
         box_sum, obj_sum, cls_sum, iou_sum = box_sum + box, obj_sum + obj, cls_sum + cls, iou_sum + iou_branch
-        count = count + positives
+        positives += count
     parts = {"box": box_sum, "obj": obj_sum, "cls": cls_sum, "iou_branch": iou_sum}
     total = (box_sum + obj_sum + cls_sum + iou_sum) * (1.0 / batch)
     if not read:
         return total, None
-    # The one host read of the step: every term and the positive count, at once.
-    values = backend.as_numpy(lucid.stack([t.detach() for t in (*parts.values(), count)]).data).tolist()
-    for name, value in zip(parts, values, strict=False):
+    # The one host read of the step: every term at once.
+    device = maps[0].device
+    terms = [p.detach() if isinstance(p, lucid.Tensor) else lucid.zeros((), device=device) for p in parts.values()]
+    values = backend.as_numpy(lucid.stack(terms).data).tolist()
+    for name, value in zip(parts, values, strict=True):
         if not math.isfinite(value):
             raise FloatingPointError(
                 f"YOLOv4 loss: the {name} term is {value}; check the learning rate, the input scaling "
                 "(images in [0, 1]) and the labels"
             )
-    terms = LossTerms(*(v / batch for v in values[:4]), num_positives=int(values[4]))
-    return total, terms
+    return total, LossTerms(*(v / batch for v in values), num_positives=positives)
 
 
-def level_loss(raw: lucid.Tensor, target: Any, truths: Any, level: int, config: YOLO_V4Config):
-    """One stride's (box, obj, cls, iou_branch, number of positives), each a 0-d Tensor."""
+def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, level: int, config: YOLO_V4Config):
+    """One stride's (box, obj, cls, iou_branch) terms, 0-d Tensors (or 0.0 where there are
+    no positives), and the number of positives.
+
+    ``count`` is the number of positive slots; the positives are gathered on the device by
+    sorting the positive mask (positives first), so no data-dependent ``nonzero`` syncs.
+    """
     device, num_anchors = raw.device, len(config.anchors[level])
     stride, scale = config.strides[level], config.scale_x_y[level]
     values = split_anchors(raw, num_anchors)  # (N, H, W, A, V) Tensor
-    n, h, w, a, _ = values.shape
+    n, h, w, a, v = values.shape
+    xp = backend.get_array_module(target)
     target = target.reshape(n, h, w, a, -1)  # (N, H, W, A, 5 + C) array
-    cells, anchors = cached_grid(h, w, device, np.float32), cached_anchors(config.anchors[level], device, np.float32)
     positive = target[..., 4]  # (N, H, W, A): 1 where a slot is responsible, else 0
-    on_positives = lucid.Tensor(positive[..., None])  # (N, H, W, A, 1), broadcasts over values
-
-    # Box: every slot's truth, decoded from its encoding (an anchor-sized box where empty, so
-    # every value stays finite), against every prediction, kept on the positives.
-    truth = decode_truth_slots(target, cells, anchors, stride)  # (N, H, W, A, 4) array
-    predicted = decode_boxes(values[..., :4], cells, anchors, stride, scale)  # (N, H, W, A, 4) Tensor
-    if config.box_loss == "mse":
-        box = mse_box_term(values, target, scale, truth, h * w * stride * stride, on_positives)
-    else:
-        overlap = iou(predicted, lucid.Tensor(truth), config.box_loss)
-        # where, not a product with the mask: a NaN elsewhere must not reach the box term
-        box = lucid.where(positive > 0.5, 1 - overlap, 0.0).sum() * config.iou_normalizer
+    if count is None:
+        count = int(positive.sum())  # targets encoded on the device: one sync to count them
 
     # Objectness over every cell: 1 on positives (or the IoU mix), 0 elsewhere, and no loss
     # where a prediction already overlaps some truth well (the ignore mask) unless positive.
-    xp = backend.get_array_module(target)
     ignored = ignore_mask(raw.data, config.anchors[level], stride, scale, truths, config.ignore_iou_thr)
     weight = xp.maximum(1 - ignored.astype(target.dtype), positive)
     obj_target = positive
-    fit = None
-    if config.iou_aware_alpha > 0 or config.iou_aware:  # only the IoU-aware options need the plain IoU
-        fit = xp.clip(iou(predicted.data, truth), 0, 1)
-    if config.iou_aware_alpha > 0:
-        alpha = config.iou_aware_alpha
-        obj_target = positive * ((1 - alpha) + alpha * fit)
+    box = cls = iou_branch = 0.0
+    if count:
+        # The positives, gathered: flat slot indices, the positive ones first in slot order.
+        index = xp.argsort(1 - positive.reshape(-1), kind="stable")[:count]  # (P,)
+        picked = values.reshape(-1, v)[index]  # (P, V) Tensor
+        slots = target.reshape(n * h * w * a, -1)[index]  # (P, 5 + C) array
+        cells = xp.stack([(index // a) % w, (index // (a * w)) % h], axis=-1).astype(target.dtype)  # [col, row]
+        anchor_wh = cached_anchors(config.anchors[level], device, np.float32)[index % a]  # (P, 2)
+        truth = slot_boxes(slots, cells, anchor_wh, stride)  # (P, 4) array
+        predicted = decode_boxes(picked[:, :4], cells, anchor_wh, stride, scale)  # (P, 4) Tensor
+        if config.box_loss == "mse":
+            box = mse_box_term(picked, slots, scale, truth, h * w * stride * stride)
+        else:
+            box = (1 - iou(predicted, lucid.Tensor(truth), config.box_loss)).sum() * config.iou_normalizer
+        fit = None
+        if config.iou_aware_alpha > 0 or config.iou_aware:  # only the IoU-aware options need the plain IoU
+            fit = xp.clip(iou(predicted.data, truth), 0, 1)  # (P,)
+        if config.iou_aware_alpha > 0:
+            alpha = config.iou_aware_alpha
+            obj_target = positive.copy()
+            obj_target.reshape(-1)[index] = (1 - alpha) + alpha * fit
+        # Classes against one-hot targets smoothed to [eps / 2, 1 - eps / 2].
+        eps = config.cls_label_smoothing
+        first_class = 6 if config.iou_aware else 5
+        classes = slots[:, 5:] * (1 - eps) + eps / 2
+        cls = F.binary_cross_entropy_with_logits(picked[:, first_class:], lucid.Tensor(classes), reduction="sum")
+        cls = cls * config.cls_normalizer
+        if config.iou_aware:
+            iou_branch = F.binary_cross_entropy_with_logits(picked[:, 5], lucid.Tensor(fit), reduction="sum")
+            iou_branch = iou_branch * config.iou_branch_weight
     obj = F.binary_cross_entropy_with_logits(
         values[..., 4], lucid.Tensor(obj_target), weight=lucid.Tensor(weight), reduction="sum"
     )
     obj = obj * (config.obj_normalizer * config.obj_balance[level])
-
-    # Classes on the positives, against one-hot targets smoothed to [eps / 2, 1 - eps / 2].
-    eps = config.cls_label_smoothing
-    first_class = 6 if config.iou_aware else 5
-    classes = target[..., 5:] * (1 - eps) + eps / 2
-    cls = F.binary_cross_entropy_with_logits(
-        values[..., first_class:], lucid.Tensor(classes), weight=on_positives, reduction="sum"
-    )
-    cls = cls * config.cls_normalizer
-    iou_branch = lucid.zeros((), device=device)
-    if config.iou_aware:
-        iou_branch = F.binary_cross_entropy_with_logits(
-            values[..., 5], lucid.Tensor(fit), weight=on_positives[..., 0], reduction="sum"
-        )
-        iou_branch = iou_branch * config.iou_branch_weight
-    return box, obj, cls, iou_branch, on_positives.sum()
+    return box, obj, cls, iou_branch, count
 
 
-def decode_truth_slots(target: Any, cells: Any, anchors: Any, stride: int) -> Any:
-    """xyxy boxes (N, H, W, A, 4) in pixels held by every slot of an encoded level (N, H, W,
-    A, 5 + C): the inverse of ``encode_targets`` (an empty slot gives an anchor-sized box)."""
-    xp = backend.get_array_module(target)
-    centre = (cells + target[..., 0:2]) * stride
-    size = anchors * xp.exp(target[..., 2:4])
-    return xp.concatenate([centre - size / 2, centre + size / 2], axis=-1)
-
-
-def mse_box_term(values, target, scale: float, truth, image_area: float, on_positives):
+def mse_box_term(picked: lucid.Tensor, slots: Any, scale: float, truth: Any, image_area: float):
     """darknet's MSE box loss: squared error of the decoded offsets and log sizes, weighted
     by (2 - box area / image area) so small boxes count more."""
-    offset = lucid.sigmoid(values[..., 0:2]) * scale - (scale - 1) / 2
-    area = (truth[..., 2:3] - truth[..., 0:1]) * (truth[..., 3:4] - truth[..., 1:2])  # (N, H, W, A, 1)
-    weight = lucid.Tensor(2 - area / image_area) * on_positives
-    diff_xy = offset - lucid.Tensor(target[..., 0:2])
-    diff_wh = values[..., 2:4] - lucid.Tensor(target[..., 2:4])
-    return ((diff_xy * diff_xy + diff_wh * diff_wh) * weight).sum()
+    offset = lucid.sigmoid(picked[:, 0:2]) * scale - (scale - 1) / 2
+    area = (truth[:, 2:3] - truth[:, 0:1]) * (truth[:, 3:4] - truth[:, 1:2])  # (P, 1)
+    diff_xy = offset - lucid.Tensor(slots[:, 0:2])
+    diff_wh = picked[:, 2:4] - lucid.Tensor(slots[:, 2:4])
+    return ((diff_xy * diff_xy + diff_wh * diff_wh) * lucid.Tensor(2 - area / image_area)).sum()

@@ -132,7 +132,7 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         """Per-image (M, 5) boxes as ``PackedTargets`` on the model's device (one copy)."""
         encoded, truths = self.encode(boxes, shape)
         device = next(iter(self.parameters())).device
-        return PackedTargets(*pack_targets(encoded, padded_truths(truths), device))
+        return pack_targets(encoded, padded_truths(truths), [len(a) for a in self.config.anchors], device)
 
     # ------------------------------------------------------------------ predict
     def predict(

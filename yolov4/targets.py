@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from minilucid.backend import as_numpy
+from minilucid.backend import as_numpy, get_array_module
 from minilucid.tensor import Tensor
 from yolov4.anchors import size_iou
 from yolov4.config import YOLO_V4Config
@@ -100,10 +100,11 @@ def positives(encoded: np.ndarray, num_anchors: int) -> tuple[np.ndarray, ...]:
 
 def slot_boxes(slots: np.ndarray, cells: np.ndarray, anchors: np.ndarray, stride: int) -> np.ndarray:
     """xyxy boxes (P, 4), in pixels, held by positive slots (P, 5 + C) of cells (P, 2)
-    [column, row] with anchors (P, 2): the inverse of the encoding above."""
+    [column, row] with anchors (P, 2): the inverse of the encoding above (NumPy or CuPy)."""
+    xp = get_array_module(slots)
     centre = (cells + slots[:, 0:2]) * stride
-    size = anchors * np.exp(slots[:, 2:4])
-    return np.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(np.float32)
+    size = anchors * xp.exp(slots[:, 2:4])
+    return xp.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(xp.float32)
 
 
 def decode_targets(encoded: tuple, config: YOLO_V4Config) -> list[np.ndarray]:
