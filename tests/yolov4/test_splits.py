@@ -122,6 +122,8 @@ def test_validation_images_are_never_training_images(layout, tmp_path, monkeypat
         assert len(val_set) == 1 and "held out (val_fraction 0.1, seed 0)" in val_set.source
         assert names_of(read_splits(data, val)[1]) == names_of(val_set)
     assert train_set.class_names == val_set.class_names == NAMES
+    assert all(path.is_absolute() for path, _ in train_set.items + val_set.items)
+    assert sum(len(boxes) for _, boxes in train_set.items) > 0 and sum(len(b) for _, b in val_set.items) > 0
 
 
 def test_a_small_dataset_holds_out_at_least_one_image_and_too_small_is_an_error(tmp_path):

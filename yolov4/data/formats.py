@@ -178,7 +178,7 @@ def _darknet_split(data_file: Path, split: str) -> list[Path] | None:
         if name.strip() == key and value.strip():
             for candidate in (Path(value.strip()), data_file.parent / value.strip()):
                 if candidate.is_file():
-                    return [candidate]
+                    return [candidate.absolute()]
             raise ValueError(
                 f"{data_file}: the {key}= list {value.strip()} does not exist "
                 f"(relative to the working directory or to {data_file.parent})"
@@ -193,8 +193,8 @@ def _listed_images(list_file: Path, bases: tuple[Path, ...]) -> list[tuple[Path,
         name = line.strip()
         if not name or name.startswith("#"):
             continue
-        image = next((base / name for base in bases if (base / name).is_file()), None)
-        if image is None:
+        image = next(((base / name).absolute() for base in bases if (base / name).is_file()), None)
+        if image is None:  # absolute: the working directory may change after reading
             raise ValueError(f"{list_file}, line {number}: image {name} not found")
         pairs.append((image, _label_of_listed(image)))
     return pairs
