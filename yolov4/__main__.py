@@ -40,6 +40,7 @@ def train_command(args: argparse.Namespace) -> None:
         k: v
         for k, v in {
             "data": args.data,
+            "val": args.val,
             "model": args.model,
             "img": args.img,
             "epochs": args.epochs,
@@ -55,6 +56,8 @@ def train_command(args: argparse.Namespace) -> None:
     config = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)
     if config.data is not None and not Path(config.data).exists():
         raise FileNotFoundError(f"no dataset at {config.data}")
+    if config.val is not None and not Path(config.val).exists():
+        raise FileNotFoundError(f"no validation set at {config.val}")
     trainer = Trainer(config, progress=not args.quiet)
     if args.resume:
         if not Path(args.resume).is_file():
@@ -92,11 +95,13 @@ def eval_command(args: argparse.Namespace) -> None:
             raise ValueError("give --data PATH with --weights CKPT, or --gt GT.json --pred PRED.json")
         if not Path(args.data).exists():
             raise FileNotFoundError(f"no dataset at {args.data}")
-        from yolov4.data.formats import read_dataset
+        from yolov4.data.formats import has_split, read_dataset
         from yolov4.validate import evaluate_model
 
         model, _ = _model_from_args(args)
-        dataset = read_dataset(args.data, args.split)
+        split = args.split or next((s for s in ("val", "test") if has_split(args.data, s)), None)
+        dataset = read_dataset(args.data, split)
+        print(f"evaluating {len(dataset)} images from {dataset.source}")
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
     print_metrics(metrics)
     if args.out:
@@ -140,12 +145,13 @@ def predict_command(args: argparse.Namespace) -> None:
 
 def anchors_command(args: argparse.Namespace) -> None:
     from yolov4.anchors import dataset_anchors
-    from yolov4.data.formats import read_dataset
+    from yolov4.data.formats import has_split, read_dataset
 
     if not Path(args.data).exists():
         raise FileNotFoundError(f"no dataset at {args.data}")
+    split = args.split or ("train" if has_split(args.data, "train") else None)
     anchors, mean_iou = dataset_anchors(
-        read_dataset(args.data, args.split), args.img, args.n, levels=3 if args.n % 3 == 0 else 1
+        read_dataset(args.data, split), args.img, args.n, levels=3 if args.n % 3 == 0 else 1
     )
     print(f"mean IoU of the boxes with their best anchor: {mean_iou:.3f}")
     print("anchors (w, h) per stride, for YOLO_V4Config(anchors=...):")
@@ -192,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train a model on a dataset")
     p.add_argument("--data", help="YOLO folder or data.yaml, COCO .json, or VOC folder (default: built-in shapes)")
+    p.add_argument(
+        "--val",
+        help="a separate validation set, e.g. a COCO split's own .json (default: the dataset's val/test split, "
+        "else 10%% of its images held out)",
+    )
     p.add_argument("--model", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: small)")
     p.add_argument("--img", type=int, help="input size, a multiple of 32 (default: 416)")
     p.add_argument("--epochs", type=int, help="epochs (default: 30)")
@@ -208,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("eval", help="COCO mAP of a model on a dataset, or of a detections JSON")
     p.add_argument("--data", help="the dataset to evaluate on")
-    p.add_argument("--split", default="val", help="the split of a YOLO dataset (default: %(default)s)")
+    p.add_argument("--split", help="train, val or test (default: val or test where the dataset has one, else all)")
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
     p.add_argument("--gt", help="COCO ground-truth JSON (with --pred)")
@@ -233,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("anchors", help="k-means anchors for a dataset (1 - IoU distance)")
     p.add_argument("--data", required=True, help="the dataset")
-    p.add_argument("--split", default="train", help="the split of a YOLO dataset (default: %(default)s)")
+    p.add_argument("--split", help="train, val or test (default: train where the dataset has one, else all)")
     p.add_argument("-n", type=int, default=9, help="number of anchors (default: %(default)s)")
     p.add_argument("--img", type=int, default=416, help="input size the anchors are for (default: %(default)s)")
     p.set_defaults(run=anchors_command)

@@ -4,7 +4,9 @@ The loop, per batch: split into ``subdivisions`` mini-batches (darknet's gradien
 accumulation), optionally attack each with SAT first, add up their gradients, take one
 optimizer step, advance the learning-rate schedule (burn-in, then steps or cosine), update
 the weight EMA and reset CmBN. After each epoch: a JSON line in ``log.jsonl``, the held-out
-mAP, ``curves.png``, and ``last.npz`` (and ``best.npz``), written atomically.
+mAP, ``curves.png``, and ``last.npz`` (and ``best.npz``), written atomically. The held-out
+set is never trained on (``yolov4.data.splits``); ``splits.txt`` says where both sets come
+from and lists the validation images.
 
 A checkpoint holds the model, optimizer, scheduler, EMA, epoch, random state, config and
 history, so ``resume`` continues exactly: batches are drawn from generators seeded by
@@ -29,9 +31,9 @@ from minilucid import backend
 from minilucid.optim import lr_scheduler
 from yolov4.config import YOLO_V4Config
 from yolov4.data.augment import AugmentConfig
-from yolov4.data.formats import read_dataset
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
+from yolov4.data.splits import describe, read_splits
 from yolov4.model import YOLO_V4, yolo_v4, yolo_v4_tiny
 from yolov4.plots import plot_history
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
@@ -65,6 +67,8 @@ class TrainConfig:
     """Everything a training run depends on. Load it from YAML or JSON with ``from_file``."""
 
     data: str | None = None  # YOLO folder, COCO .json or VOC folder; None: the built-in shapes
+    val: str | None = None  # a separate validation set (a COCO split is its own JSON); None: data's own
+    val_fraction: float = 0.1  # held out (seeded, never trained on) where data has no validation split
     model: str = "small"
     img: int = 416
     epochs: int = 30
@@ -105,6 +109,7 @@ class TrainConfig:
             "device": self.device in ("cpu", "gpu"),
             "ema": 0 <= self.ema < 1,
             "sat": 0 <= self.sat < 1,
+            "val_fraction": 0 < self.val_fraction < 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -174,11 +179,9 @@ class Trainer:
         if config.data is None:
             self.train_set, self.val_set = shapes_dataset("train"), shapes_dataset("val")
         else:
-            self.train_set = read_dataset(config.data, "train")
-            try:
-                self.val_set = read_dataset(config.data, "val")
-            except ValueError:
-                self.val_set = None
+            self.train_set, self.val_set = read_splits(config.data, config.val, config.val_fraction)
+        print(f"train: {describe(self.train_set)}", flush=True)
+        print(f"val: {describe(self.val_set)}", flush=True)
         self.class_names = self.train_set.class_names
         self.model = build_model(
             config.model,
@@ -282,9 +285,8 @@ class Trainer:
             reset_cross_minibatch_norm(self.model)
         return sums
 
-    def evaluate(self) -> dict[str, Any] | None:
-        if self.val_set is None:
-            return None
+    def evaluate(self) -> dict[str, Any]:
+        """The held-out metrics (with the EMA weights when the run keeps them)."""
         if self.ema:
             with self.ema.applied(self.model):
                 return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
@@ -299,6 +301,10 @@ class Trainer:
         for stale in self.out.glob(".*.tmp"):  # left by a run killed while it wrote a file
             stale.unlink()
         (self.out / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
+        (self.out / "splits.txt").write_text(
+            f"train: {describe(self.train_set)}\nval: {describe(self.val_set)}\n"
+            + "".join(f"{path}\n" for path, _ in self.val_set.items)
+        )
         target = epochs or c.epochs
         while self.epoch < target:
             self.model.train()
@@ -327,7 +333,7 @@ class Trainer:
                 "images_per_s": seen / (time.perf_counter() - start),
                 "seconds": time.perf_counter() - start,
             }
-            if self.val_set is not None and (self.epoch % c.eval_every == 0 or self.epoch == target):
+            if self.epoch % c.eval_every == 0 or self.epoch == target:
                 metrics = self.evaluate()
                 record.update(
                     {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large")}

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -40,6 +41,11 @@ def test_train_eval_predict_anchors_export(tiny_dataset, tmp_path, capsys):
         == 0
     )
     assert (out / "last.npz").is_file() and (out / "log.jsonl").is_file()
+    said = capsys.readouterr().out.splitlines()
+    assert f"train: 8 images from {tiny_dataset / 'images' / 'train'}" in said
+    assert f"val: 4 images from {tiny_dataset / 'images' / 'val'}" in said
+    listed = (out / "splits.txt").read_text().splitlines()
+    assert sorted(listed[2:]) == sorted(str(p) for p in (tiny_dataset / "images" / "val").glob("*.png"))
 
     metrics_file = tmp_path / "metrics.json"
     assert (
@@ -64,7 +70,8 @@ def test_train_eval_predict_anchors_export(tiny_dataset, tmp_path, capsys):
     assert {"map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class"} <= set(metrics)
     assert set(metrics["per_class"]) == {"circle", "square", "triangle"}
     assert (tmp_path / "plots" / "pr_curve.png").is_file() and (tmp_path / "plots" / "confusion_matrix.png").is_file()
-    assert "mAP@[.5:.95]" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "mAP@[.5:.95]" in said and f"evaluating 4 images from {tiny_dataset / 'images' / 'val'}" in said
 
     images = sorted((tiny_dataset / "images" / "val").glob("*.png"))[:2]
     assert (
@@ -127,6 +134,7 @@ def test_augment_gallery_command(tmp_path, monkeypatch):
         (["augment-gallery", "--data", "/no/such/dataset"], "yolov4: error:"),
         (["train", "--data", "/no/such/dataset"], "yolov4: error: no dataset at /no/such/dataset"),
         (["train", "--model", "yolov9"], "yolov4: error: TrainConfig.model = 'yolov9' is invalid"),
+        (["train", "--val", "/no/such/val.json"], "yolov4: error: no validation set at /no/such/val.json"),
         (["eval", "--weights", "/no/ckpt.npz", "--data", "/tmp"], "yolov4: error: no checkpoint at /no/ckpt.npz"),
     ],
 )
@@ -135,6 +143,26 @@ def test_errors_are_one_line(argv, message):
     assert result.returncode == 1
     assert result.stderr.startswith(message) and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_broken_validation_set_is_a_one_line_error(tmp_path):
+    from yolov4.data.formats import write_yolo
+    from yolov4.data.shapes import CLASS_NAMES, draw_scene
+
+    rng = np.random.default_rng(0)
+    root = write_yolo([(f"{i}.png", *draw_scene(rng, 64)) for i in range(2)], tmp_path, CLASS_NAMES, "train")
+    (root / "data.yaml").write_text(f"train: images/train\nval: ../valid/images\nnames: {CLASS_NAMES}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "yolov4", "train", "--data", str(root), "--img", "64", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"yolov4: error: validation set: {root / 'data.yaml'}: the 'val' entry '../valid/images' does not exist "
+        f"(looked in {root})"
+    )
 
 
 @pytest.mark.skipif(REAL_GPU, reason="this machine has a GPU")

@@ -35,11 +35,13 @@ COORDINATE_TOLERANCE = 1e-6  # normalized YOLO coordinates may exceed [0, 1] by 
 
 
 class DetectionDataset(Dataset):
-    """(image path, boxes) pairs with class names; ``dataset[i]`` -> (image, boxes)."""
+    """(image path, boxes) pairs with class names; ``dataset[i]`` -> (image, boxes).
+    ``source`` says where the images come from (a folder, a list file, a JSON)."""
 
-    def __init__(self, items: list[tuple[Path, np.ndarray]], class_names: list[str]) -> None:
+    def __init__(self, items: list[tuple[Path, np.ndarray]], class_names: list[str], source: str = "") -> None:
         self.items = items
         self.class_names = list(class_names)
+        self.source = source
 
     def __len__(self) -> int:
         return len(self.items)
@@ -119,21 +121,116 @@ def _labels_dir(images_dir: Path) -> Path:
     return Path(*parts)
 
 
-def _yolo_images_dir(root: Path, split: str | None) -> Path:
-    yaml_file = next((p for p in (root / "data.yaml", root / "data.yml") if p.is_file()), None)
-    if split and yaml_file is not None:
-        content = yaml.safe_load(yaml_file.read_text()) or {}
-        if split in content:
-            base = Path(content.get("path", "")) if content.get("path") else yaml_file.parent
-            target = Path(content[split])
-            target = target if target.is_absolute() else (base / target)
+def _label_of_listed(image: Path) -> Path:
+    """Darknet's rule for an image named in a list file: images/ or JPEGImages/ -> labels/,
+    else the .txt beside the image."""
+    parts = list(image.parts)
+    for folder in ("images", "JPEGImages"):
+        if folder in parts[:-1]:
+            parts[len(parts) - 2 - parts[-2::-1].index(folder)] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image.with_suffix(".txt")
+
+
+SPLIT_FOLDERS = {"val": ("val", "valid")}  # Roboflow exports call the validation split valid/
+DARKNET_KEYS = {"val": "valid"}  # a darknet .data file says train= and valid=
+
+
+def _yaml_file(path: Path) -> Path | None:
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    if path.is_dir():
+        return next((p for p in (path / "data.yaml", path / "data.yml") if p.is_file()), None)
+    return None
+
+
+def _darknet_file(path: Path) -> Path | None:
+    if path.suffix == ".data":
+        return path
+    return next(iter(sorted(path.glob("*.data"))), None) if path.is_dir() else None
+
+
+def _yaml_split(yaml_file: Path, split: str) -> list[Path] | None:
+    """The folders or list files a data.yaml names for ``split``, resolved as Ultralytics does:
+    against ``path`` (relative to the yaml's folder), and a missing ``../x`` retried as ``x``."""
+    content = yaml.safe_load(yaml_file.read_text()) or {}
+    value = content.get(split) if isinstance(content, dict) else None
+    if value in (None, "", []):
+        return None
+    base = yaml_file.parent / content["path"] if content.get("path") else yaml_file.parent
+    targets = []
+    for entry in value if isinstance(value, list) else [value]:
+        target = base / str(entry)
+        if not target.exists() and str(entry).startswith("../"):  # Roboflow: ../train/images
+            target = base / str(entry)[3:]
+        if not target.exists():
+            raise ValueError(f"{yaml_file}: the {split!r} entry {entry!r} does not exist (looked in {base})")
+        targets.append(target)
+    return targets
+
+
+def _darknet_split(data_file: Path, split: str) -> list[Path] | None:
+    """The list file a darknet .data file names for ``split``, relative to the working
+    directory (as darknet reads it) or else to the .data file's folder."""
+    key = DARKNET_KEYS.get(split, split)
+    for line in data_file.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key and value.strip():
+            for candidate in (Path(value.strip()), data_file.parent / value.strip()):
+                if candidate.is_file():
+                    return [candidate.absolute()]
+            raise ValueError(
+                f"{data_file}: the {key}= list {value.strip()} does not exist "
+                f"(relative to the working directory or to {data_file.parent})"
+            )
+    return None
+
+
+def _listed_images(list_file: Path, bases: tuple[Path, ...]) -> list[tuple[Path, Path]]:
+    """(image, label) pairs of a list file, one image path a line, relative ones against ``bases``."""
+    pairs = []
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        image = next(((base / name).absolute() for base in bases if (base / name).is_file()), None)
+        if image is None:  # absolute: the working directory may change after reading
+            raise ValueError(f"{list_file}, line {number}: image {name} not found")
+        pairs.append((image, _label_of_listed(image)))
+    return pairs
+
+
+def _folder_images(images_dir: Path) -> list[tuple[Path, Path]]:
+    """(image, label) pairs of an images/ folder, labels in the labels/ folder beside it."""
+    labels_dir = _labels_dir(images_dir)
+    images = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [(image, labels_dir / image.relative_to(images_dir).with_suffix(".txt")) for image in images]
+
+
+def _yolo_split(path: Path, split: str) -> tuple[list[tuple[Path, Path]], str] | None:
+    """(image, label) pairs of ``split`` and where they come from, or None where the dataset
+    has no such split. Looked for in a data.yaml's key, a darknet .data's list file, then the
+    folders images/<split>/ and <split>/images/ (val also as valid)."""
+    root = path.parent if path.is_file() else path
+    yaml_file = _yaml_file(path)
+    targets = _yaml_split(yaml_file, split) if yaml_file else None
+    if targets is not None:
+        pairs = []
+        for target in targets:
             if target.is_dir():
-                return target.resolve()
-            raise ValueError(f"{yaml_file}: the {split!r} folder {target} does not exist")
-    for candidate in ([root / "images" / split, root / split / "images"] if split else []) + [root / "images"]:
-        if candidate.is_dir():
-            return candidate
-    raise ValueError(f"{root}: no images/ folder" + (f" for split {split!r}" if split else ""))
+                pairs += _folder_images(target)
+            else:
+                pairs += _listed_images(target, (target.parent, Path(".")))
+        return pairs, " + ".join(str(t) for t in targets)
+    data_file = _darknet_file(path) if path.suffix not in (".yaml", ".yml") else None
+    targets = _darknet_split(data_file, split) if data_file else None
+    if targets is not None:
+        return _listed_images(targets[0], (Path("."), data_file.parent)), str(targets[0])
+    for name in SPLIT_FOLDERS.get(split, (split,)):
+        for folder in (root / "images" / name, root / name / "images"):
+            if folder.is_dir():
+                return _folder_images(folder), str(folder)
+    return None
 
 
 def parse_yolo_label(path: Path, num_classes: int, width: int, height: int) -> np.ndarray:
@@ -165,17 +262,27 @@ def parse_yolo_label(path: Path, num_classes: int, width: int, height: int) -> n
 
 
 def read_yolo(path: str | Path, split: str | None = None, class_names: list[str] | None = None) -> DetectionDataset:
-    """A YOLO/darknet txt dataset: ``path`` is its root (or a data.yaml/.data file beside it)."""
+    """A YOLO/darknet txt dataset: ``path`` is its root (or a data.yaml/.data file beside it).
+
+    ``split`` (train, val, test) is read from where the dataset keeps it (see ``_yolo_split``);
+    a dataset without that split is an error. ``split=None`` reads every image in images/.
+    """
     path = Path(path)
     root = path.parent if path.is_file() else path
     if not root.is_dir():
         raise ValueError(f"{path}: dataset folder not found")
     names = class_names or read_class_names(path if path.is_file() else _find_names(root))
-    images_dir = _yolo_images_dir(root, split)
-    labels_dir = _labels_dir(images_dir)
+    if split is None:
+        if not (root / "images").is_dir():
+            raise ValueError(f"{root}: no images/ folder")
+        pairs, source = _folder_images(root / "images"), str(root / "images")
+    else:
+        found = _yolo_split(path, split)
+        if found is None:
+            raise ValueError(f"{path}: no {split!r} split (no data.yaml or .data entry, no images/{split}/ folder)")
+        pairs, source = found
     items = []
-    for image_path in sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        label = labels_dir / image_path.relative_to(images_dir).with_suffix(".txt")
+    for image_path, label in pairs:
         if label.is_file():
             width, height = _image_size(image_path)
             boxes = parse_yolo_label(label, len(names), width, height)
@@ -183,8 +290,8 @@ def read_yolo(path: str | Path, split: str | None = None, class_names: list[str]
             boxes = np.zeros((0, 5))  # no label file: an image without objects
         items.append((image_path, boxes))
     if not items:
-        raise ValueError(f"{images_dir}: no images found")
-    return DetectionDataset(items, names)
+        raise ValueError(f"{source}: no images found")
+    return DetectionDataset(items, names, source)
 
 
 def write_yolo(
@@ -260,7 +367,7 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> Det
     for path, _ in items:
         if not path.is_file():
             raise ValueError(f"{json_path}: image {path} listed in 'images' is missing")
-    return DetectionDataset(items, [c["name"] for c in categories])
+    return DetectionDataset(items, [c["name"] for c in categories], str(json_path))
 
 
 def coco_dict(samples: Iterable[tuple[str, tuple[int, int], np.ndarray]], class_names: list[str]) -> dict[str, Any]:
@@ -334,9 +441,28 @@ def parse_voc(path: Path, names: dict[str, int] | None) -> tuple[str, np.ndarray
     return filename, np.array(rows, dtype=np.float64).reshape(-1, 5), found
 
 
-def read_voc(root: str | Path, class_names: list[str] | None = None) -> DetectionDataset:
+def _voc_split(root: Path, split: str) -> list[Path]:
+    """The annotation files of the image ids listed in ImageSets/Main/<split>.txt."""
+    list_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not list_file.is_file():
+        raise ValueError(f"{root}: no {split!r} split (no ImageSets/Main/{split}.txt)")
+    annotations = []
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        if not line.split():
+            continue
+        xml = root / "Annotations" / f"{line.split()[0]}.xml"
+        if not xml.is_file():
+            raise ValueError(f"{list_file}, line {number}: image id {line.split()[0]!r} has no {xml}")
+        annotations.append(xml)
+    if not annotations:
+        raise ValueError(f"{list_file}: lists no image ids")
+    return annotations
+
+
+def read_voc(root: str | Path, class_names: list[str] | None = None, split: str | None = None) -> DetectionDataset:
     """A Pascal VOC dataset: ``root/Annotations/*.xml`` and ``root/JPEGImages/`` (class names
-    from ``class_names``, else every name found, sorted)."""
+    from ``class_names``, else every name found in any split, sorted); ``split`` reads only
+    the image ids in ``ImageSets/Main/<split>.txt`` (train, val, trainval, test)."""
     root = Path(root)
     annotations = sorted((root / "Annotations").glob("*.xml"))
     if not annotations:
@@ -344,6 +470,10 @@ def read_voc(root: str | Path, class_names: list[str] | None = None) -> Detectio
     if class_names is None:
         discovered = sorted({n for path in annotations for n in parse_voc(path, None)[2]})
         class_names = discovered
+    source = str(root / "Annotations")
+    if split is not None:
+        annotations = _voc_split(root, split)
+        source = str(root / "ImageSets" / "Main" / f"{split}.txt")
     index = {name: i for i, name in enumerate(class_names)}
     items = []
     for path in annotations:
@@ -352,14 +482,22 @@ def read_voc(root: str | Path, class_names: list[str] | None = None) -> Detectio
         if not image.is_file():
             raise ValueError(f"{path}: its image {image} is missing")
         items.append((image, boxes))
-    return DetectionDataset(items, class_names)
+    return DetectionDataset(items, class_names, source)
 
 
-def write_voc(samples: Iterable[tuple[str, np.ndarray, np.ndarray]], root: str | Path, class_names: list[str]) -> Path:
-    """Write (file name, image, boxes) samples as a Pascal VOC folder."""
+def write_voc(
+    samples: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    root: str | Path,
+    class_names: list[str],
+    split: str | None = None,
+) -> Path:
+    """Write (file name, image, boxes) samples as a Pascal VOC folder; ``split`` also adds
+    their ids to ImageSets/Main/<split>.txt."""
     root = Path(root)
     (root / "Annotations").mkdir(parents=True, exist_ok=True)
+    ids = []
     for name, image, boxes in samples:
+        ids.append(Path(name).stem)
         write_image(root / "JPEGImages" / name, image)
         annotation = ElementTree.Element("annotation")
         ElementTree.SubElement(annotation, "filename").text = name
@@ -375,15 +513,34 @@ def write_voc(samples: Iterable[tuple[str, np.ndarray, np.ndarray]], root: str |
                 ElementTree.SubElement(box, key).text = repr(float(value))
         text = ElementTree.tostring(annotation, encoding="unicode")
         write_atomically(root / "Annotations" / Path(name).with_suffix(".xml"), lambda f, t=text: f.write(t.encode()))
+    if split:
+        (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+        with (root / "ImageSets" / "Main" / f"{split}.txt").open("a") as listed:
+            listed.write("".join(f"{i}\n" for i in ids))
     return root
 
 
-def read_dataset(path: str | Path, split: str | None = None) -> DetectionDataset:
+def read_dataset(path: str | Path, split: str | None = None, class_names: list[str] | None = None) -> DetectionDataset:
     """Any of the three formats, recognized by its layout: a COCO .json, a VOC folder with
-    Annotations/, or a YOLO folder (or its data.yaml)."""
+    Annotations/, or a YOLO folder (or its data.yaml or .data file). ``split`` is read from
+    where the format keeps it, and a dataset without it is an error; None reads every image.
+    A COCO JSON is one split: give the split's own JSON."""
     path = Path(path)
     if path.suffix == ".json":
+        if split is not None:
+            raise ValueError(f"{path}: a COCO JSON holds one split; give the {split!r} split's own JSON")
         return read_coco(path)
     if (path / "Annotations").is_dir():
-        return read_voc(path)
-    return read_yolo(path, split)
+        return read_voc(path, class_names, split)
+    return read_yolo(path, split, class_names)
+
+
+def has_split(path: str | Path, split: str) -> bool:
+    """Whether the dataset at ``path`` keeps a ``split`` of its own; a split that is named
+    but missing (a data.yaml entry, a .data list) is an error, not a no."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return False
+    if (path / "Annotations").is_dir():
+        return (path / "ImageSets" / "Main" / f"{split}.txt").is_file()
+    return (path.is_dir() or path.is_file()) and _yolo_split(path, split) is not None
