@@ -108,6 +108,21 @@ def test_missing_and_unreadable_images(tmp_path):
         read_voc(voc)
 
 
+def test_16_bit_images_are_scaled_by_their_range_not_clipped_white(tmp_path):
+    from PIL import Image
+
+    ramp = (np.arange(16 * 16).reshape(16, 16) * 256).astype(np.uint16)  # 0 .. 65280
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as check:
+        assert check.mode == "I;16"
+    image = read_image(tmp_path / "deep.png")
+    assert image.shape == (3, 16, 16) and image.dtype == np.float32
+    np.testing.assert_allclose(image[0], ramp / 65535, atol=1e-6)
+    np.testing.assert_array_equal(image[0], image[2])
+    Image.fromarray(ramp.astype(np.int32)).save(tmp_path / "deep.tif")  # mode "I", 32 bits a sample
+    np.testing.assert_allclose(read_image(tmp_path / "deep.tif")[1], ramp / (2**31 - 1), atol=1e-6)
+
+
 def test_malformed_coco_and_voc(tmp_path):
     path = write_coco(samples(1), tmp_path / "a.json", NAMES)
     content = json.loads(path.read_text())
