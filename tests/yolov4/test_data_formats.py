@@ -72,6 +72,17 @@ def test_an_image_without_a_label_file_has_no_objects(tmp_path):
     assert dataset.items[1][1].shape == (0, 5) and len(dataset.items[0][1]) > 0
 
 
+def test_a_yolo_split_without_a_single_label_file_is_an_error_naming_where_they_were_looked_for(tmp_path):
+    root = write_yolo(samples(2), tmp_path, NAMES, "train")
+    (root / "labels").rename(root / "label")  # a common slip: labels in label/
+    with pytest.raises(
+        ValueError, match=r"images/train: not one of its 2 images has a label file; .* in .*labels/train"
+    ):
+        read_yolo(root, "train")
+    with pytest.raises(ValueError, match=r"not one of its 2 images has a label file"):
+        read_yolo(root)
+
+
 @pytest.mark.parametrize(
     "line,message",
     [

@@ -8,7 +8,8 @@ in that image's pixels).
 - YOLO/darknet txt: ``images/`` and ``labels/`` side by side, one ``class cx cy w h`` line
   per box with coordinates normalized to [0, 1]; class names from ``data.yaml`` (Roboflow,
   Ultralytics), ``obj.names``/``*.names`` or a darknet ``.data`` file. An image without a
-  label file has no objects.
+  label file has no objects, but a split where no image has one is an error (labels in
+  the wrong folder, say ``label/``).
 - COCO JSON: ``images``, ``annotations`` (bbox = [x, y, w, h] in pixels), ``categories``;
   crowd annotations are skipped, category ids are mapped to 0..C-1 in id order.
 - Pascal VOC XML: one file per image with ``<object><name>`` and ``<bndbox>`` (1-based
@@ -281,6 +282,13 @@ def read_yolo(path: str | Path, split: str | None = None, class_names: list[str]
         if found is None:
             raise ValueError(f"{path}: no {split!r} split (no data.yaml or .data entry, no images/{split}/ folder)")
         pairs, source = found
+    if pairs and not any(label.is_file() for _, label in pairs):
+        folders = sorted({str(label.parent) for _, label in pairs})
+        where = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more folders" if len(folders) > 3 else "")
+        raise ValueError(
+            f"{source}: not one of its {len(pairs)} images has a label file; looked for <image name>.txt "
+            f"in {where} (YOLO labels go in a labels/ folder beside images/)"
+        )
     items = []
     for image_path, label in pairs:
         if label.is_file():
