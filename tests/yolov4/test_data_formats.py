@@ -171,6 +171,56 @@ def test_malformed_coco_and_voc(tmp_path):
         read_voc(voc, NAMES)
 
 
+@pytest.mark.parametrize(
+    "bbox,message",
+    [
+        ([float("nan"), 10, 20, 20], r"annotations\[1\]: bbox \[nan, 10, 20, 20\] must be finite numbers"),
+        ([10, 10, float("inf"), 20], r"annotations\[1\]: bbox .* must be finite numbers"),
+        ([10, 10, 0, 20], r"annotations\[1\]: bbox \[10, 10, 0, 20\] is empty"),
+        ([-20, 10, 30, 20], r"annotations\[1\]: bbox .* is outside the 96x96 image img0.png"),
+        ([10, 80, 20, 20], r"annotations\[1\]: bbox .* is outside the 96x96 image img0.png"),
+    ],
+)
+def test_coco_boxes_are_checked_like_yolo_boxes(bbox, message, tmp_path):
+    path = write_coco(samples(1), tmp_path / "a.json", NAMES)
+    content = json.loads(path.read_text())
+    assert len(content["annotations"]) >= 2
+    content["annotations"][1]["bbox"] = bbox
+    path.write_text(json.dumps(content))  # json writes NaN and Infinity, and reads them back
+    with pytest.raises(ValueError, match=message):
+        read_coco(path)
+    content["annotations"][1]["bbox"] = [-0.5, 0, 96.5, 96]  # exporters' rounding overhang is fine
+    path.write_text(json.dumps(content))
+    assert len(read_coco(path).items[0][1]) == len(content["annotations"])
+
+
+@pytest.mark.parametrize(
+    "corners,message",
+    [
+        (("nan", "10", "20", "30"), r"img0.xml: <object> 1: <bndbox> \(nan, 10, 20, 30\) must be finite numbers"),
+        (("10", "10", "8", "30"), r"img0.xml: <object> 1: <bndbox> .* is empty"),
+        (("10", "10", "120", "30"), r"img0.xml: <object> 1: <bndbox> \(10, 10, 120, 30\) is outside the 96x96 image"),
+        (("-5", "10", "20", "30"), r"img0.xml: <object> 1: <bndbox> .* is outside the 96x96 image img0.png"),
+    ],
+)
+def test_voc_boxes_are_checked_like_yolo_boxes(corners, message, tmp_path):
+    import xml.etree.ElementTree as ElementTree
+
+    root = write_voc(samples(1), tmp_path, NAMES)
+    xml = root / "Annotations" / "img0.xml"
+    tree = ElementTree.parse(xml)
+    box = list(tree.getroot().iter("object"))[1].find("bndbox")
+    for key, value in zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True):
+        box.find(key).text = value
+    tree.write(xml)
+    with pytest.raises(ValueError, match=message):
+        read_voc(root, NAMES)
+    for key, value in zip(("xmin", "ymin", "xmax", "ymax"), ("0", "1", "97", "96"), strict=True):
+        box.find(key).text = value  # 0-based corners and a one-pixel overhang are fine
+    tree.write(xml)
+    assert len(read_voc(root, NAMES).items[0][1]) == len(list(tree.getroot().iter("object")))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
 def test_garbage_label_lines_only_ever_raise_value_error(tmp_path_factory, line):
