@@ -221,6 +221,28 @@ def test_voc_boxes_are_checked_like_yolo_boxes(corners, message, tmp_path):
     assert len(read_voc(root, NAMES).items[0][1]) == len(list(tree.getroot().iter("object")))
 
 
+def test_voc_class_indices_do_not_depend_on_split_or_file_order_and_follow_a_names_file(tmp_path):
+    def scene(name, classes):
+        boxes = np.array([[c, 20 + 20 * i, 30, 16, 16] for i, c in enumerate(classes)], dtype=np.float64)
+        return name, np.zeros((3, 64, 64), np.float32), boxes
+
+    # "triangle" (2) is only in the val file, "circle" (0) only in a train file named last
+    root = write_voc([scene("a.png", [1]), scene("z.png", [0, 1])], tmp_path, NAMES, "train")
+    write_voc([scene("m.png", [2, 1])], root, NAMES, "val")
+    train, val = read_dataset(root, "train"), read_dataset(root, "val")
+    assert train.class_names == val.class_names == sorted(NAMES)
+    assert [b[:, 0].tolist() for _, b in val.items] == [[2, 1]]
+    assert [b[:, 0].tolist() for _, b in train.items] == [[1], [0, 1]]
+    (root / "voc.names").write_text("square\ntriangle\ncircle\n")  # the user's own order wins
+    for split in ("train", "val"):
+        assert read_dataset(root, split).class_names == ["square", "triangle", "circle"]
+    assert [b[:, 0].tolist() for _, b in read_voc(root, split="val").items] == [[1, 0]]
+    assert [b[:, 0].tolist() for _, b in read_voc(root, split="train").items] == [[0], [2, 0]]
+    (root / "voc.names").write_text("square\ncircle\n")
+    with pytest.raises(ValueError, match=r"m.xml: <object> 0: unknown class 'triangle'"):
+        read_voc(root, split="val")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
 def test_garbage_label_lines_only_ever_raise_value_error(tmp_path_factory, line):

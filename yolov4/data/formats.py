@@ -13,7 +13,8 @@ in that image's pixels).
 - COCO JSON: ``images``, ``annotations`` (bbox = [x, y, w, h] in pixels), ``categories``;
   crowd annotations are skipped, category ids are mapped to 0..C-1 in id order.
 - Pascal VOC XML: one file per image with ``<object><name>`` and ``<bndbox>`` (1-based
-  inclusive pixel corners, so x1 = xmin - 1 and x2 = xmax).
+  inclusive pixel corners, so x1 = xmin - 1 and x2 = xmax); class names from a names file
+  beside Annotations/ as for YOLO, else every name in every file, sorted.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def read_class_names(path: str | Path) -> list[str]:
     return names
 
 
-def _find_names(root: Path) -> Path:
+def _names_file(root: Path) -> Path | None:
+    """The class-name file a dataset folder keeps, if any (data.yaml, obj.names, *.names, *.data)."""
     for candidate in [
         root / "data.yaml",
         root / "data.yml",
@@ -128,6 +130,13 @@ def _find_names(root: Path) -> Path:
     ]:
         if candidate.is_file():
             return candidate
+    return None
+
+
+def _find_names(root: Path) -> Path:
+    found = _names_file(root)
+    if found is not None:
+        return found
     raise ValueError(f"{root}: no class names found (expected data.yaml, obj.names, *.names or *.data)")
 
 
@@ -492,16 +501,23 @@ def _voc_split(root: Path, split: str) -> list[Path]:
 
 
 def read_voc(root: str | Path, class_names: list[str] | None = None, split: str | None = None) -> DetectionDataset:
-    """A Pascal VOC dataset: ``root/Annotations/*.xml`` and ``root/JPEGImages/`` (class names
-    from ``class_names``, else every name found in any split, sorted); ``split`` reads only
-    the image ids in ``ImageSets/Main/<split>.txt`` (train, val, trainval, test)."""
+    """A Pascal VOC dataset: ``root/Annotations/*.xml`` and ``root/JPEGImages/``; ``split``
+    reads only the image ids in ``ImageSets/Main/<split>.txt`` (train, val, trainval, test).
+
+    Class names come from ``class_names``, else from a names file in ``root`` (data.yaml,
+    obj.names, *.names, *.data, as for YOLO), else every name in every annotation file of
+    every split, sorted: the same indices whatever the split or the order of the files.
+    """
     root = Path(root)
     annotations = sorted((root / "Annotations").glob("*.xml"))
     if not annotations:
         raise ValueError(f"{root}: no Annotations/*.xml files")
     if class_names is None:
-        discovered = sorted({n for path in annotations for n in parse_voc(path, None)[2]})
-        class_names = discovered
+        names_file = _names_file(root)
+        if names_file is not None:
+            class_names = read_class_names(names_file)
+        else:
+            class_names = sorted({n for path in annotations for n in parse_voc(path, None)[2]})
     source = str(root / "Annotations")
     if split is not None:
         annotations = _voc_split(root, split)
