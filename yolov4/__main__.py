@@ -144,17 +144,23 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def anchors_command(args: argparse.Namespace) -> None:
-    from yolov4.anchors import dataset_anchors
+    from yolov4.anchors import anchor_layout, dataset_anchors
     from yolov4.data.formats import has_split, read_dataset
 
+    layout = anchor_layout(args.model)
+    k = args.n if args.n is not None else sum(layout)
+    if k < len(layout) or k % len(layout):
+        raise ValueError(
+            f"-n {k} does not split evenly into {args.model}'s {len(layout)} output levels "
+            f"(give a multiple of {len(layout)}; the model's own layout is {' + '.join(map(str, layout))})"
+        )
     if not Path(args.data).exists():
         raise FileNotFoundError(f"no dataset at {args.data}")
     split = args.split or ("train" if has_split(args.data, "train") else None)
-    anchors, mean_iou = dataset_anchors(
-        read_dataset(args.data, split), args.img, args.n, levels=3 if args.n % 3 == 0 else 1
-    )
+    anchors, mean_iou = dataset_anchors(read_dataset(args.data, split), args.img, k, levels=len(layout))
     print(f"mean IoU of the boxes with their best anchor: {mean_iou:.3f}")
-    print("anchors (w, h) per stride, for YOLO_V4Config(anchors=...):")
+    print(f"anchors (w, h) for {args.model}, {len(layout)} levels x {k // len(layout)}, finest stride first,")
+    print("for YOLO_V4Config(anchors=...):")
     print(json.dumps(anchors))
 
 
@@ -245,7 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("anchors", help="k-means anchors for a dataset (1 - IoU distance)")
     p.add_argument("--data", required=True, help="the dataset")
     p.add_argument("--split", help="train, val or test (default: train where the dataset has one, else all)")
-    p.add_argument("-n", type=int, default=9, help="number of anchors (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default="yolov4",
+        help="the model the anchors are for, whose levels they are split over: yolov4 (3 levels), "
+        "yolov4-tiny (2), medium, small or tiny-small (default: %(default)s)",
+    )
+    p.add_argument(
+        "-n", type=int, help="number of anchors, a multiple of the model's levels (default: the model's own, 9 or 6)"
+    )
     p.add_argument("--img", type=int, default=416, help="input size the anchors are for (default: %(default)s)")
     p.set_defaults(run=anchors_command)
 

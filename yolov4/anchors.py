@@ -47,9 +47,27 @@ def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int
     return centres, float(size_iou(sizes, centres).max(axis=1).mean())
 
 
+def anchor_layout(model: str) -> list[int]:
+    """How many anchors each output level of a trainer model (yolov4.train.MODELS) has, from
+    its config, without building the model: yolov4 [3, 3, 3], yolov4-tiny [3, 3]."""
+    from yolov4.config import YOLO_V4Config, tiny_config
+    from yolov4.train import MODELS
+
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    settings = dict(MODELS[model])
+    tiny = settings.pop("variant", None) == "yolov4-tiny"
+    config = tiny_config(**settings) if tiny else YOLO_V4Config(**settings)
+    return [len(level) for level in config.anchors]
+
+
 def dataset_anchors(dataset, input_size: int = 416, k: int = 9, levels: int = 3, seed: int = 0):
     """Anchors for a dataset at an input size: box sizes are scaled as letterboxing scales
-    each image; returns (per-level anchors for YOLO_V4Config, mean IoU)."""
+    each image; returns (per-level anchors for YOLO_V4Config, mean IoU). The ``k`` anchors,
+    sorted by area, go ``k // levels`` to a level, smallest to the finest stride; a ``k``
+    that does not split evenly into ``levels`` is a ValueError."""
+    if levels < 1 or k < levels or k % levels:
+        raise ValueError(f"{k} anchors do not split evenly into {levels} levels (give a positive multiple of {levels})")
     sizes = []
     for path, boxes in dataset.items:
         if len(boxes):

@@ -185,3 +185,28 @@ def test_demo_settings_are_the_measured_ones():
     config = TrainConfig(**DEMO)
     assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("small", 256, 18, 4, 0.004)
     assert config.model_options == {"iou_normalizer": 1.0}
+
+
+def test_anchors_are_split_over_the_chosen_models_levels(tiny_dataset, capsys):
+    def levels(*options):
+        assert main(["anchors", "--data", str(tiny_dataset), "--img", "64", *options]) == 0
+        return [len(level) for level in json.loads(capsys.readouterr().out.strip().splitlines()[-1])]
+
+    assert levels() == [3, 3, 3]
+    assert levels("--model", "yolov4-tiny") == [3, 3]
+    assert levels("--model", "yolov4-tiny", "-n", "6") == [3, 3]
+    assert levels("--model", "tiny-small", "-n", "4") == [2, 2]
+    assert levels("-n", "6") == [2, 2, 2]
+    for options, message in [
+        (["-n", "7"], "-n 7 does not split evenly into yolov4's 3 output levels"),
+        (["--model", "yolov4-tiny", "-n", "9"], "-n 9 does not split evenly into yolov4-tiny's 2 output levels"),
+        (["--model", "yolov5"], "unknown model 'yolov5'; choose one of yolov4, yolov4-tiny"),
+    ]:
+        assert main(["anchors", "--data", str(tiny_dataset), *options]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"yolov4: error: {message}") and error.count("\n") == 1
+    from yolov4.anchors import dataset_anchors
+    from yolov4.data.formats import read_yolo
+
+    with pytest.raises(ValueError, match="7 anchors do not split evenly into 2 levels"):
+        dataset_anchors(read_yolo(tiny_dataset, "train"), 64, k=7, levels=2)

@@ -72,6 +72,17 @@ def test_an_image_without_a_label_file_has_no_objects(tmp_path):
     assert dataset.items[1][1].shape == (0, 5) and len(dataset.items[0][1]) > 0
 
 
+def test_a_yolo_split_without_a_single_label_file_is_an_error_naming_where_they_were_looked_for(tmp_path):
+    root = write_yolo(samples(2), tmp_path, NAMES, "train")
+    (root / "labels").rename(root / "label")  # a common slip: labels in label/
+    with pytest.raises(
+        ValueError, match=r"images/train: not one of its 2 images has a label file; .* in .*labels/train"
+    ):
+        read_yolo(root, "train")
+    with pytest.raises(ValueError, match=r"not one of its 2 images has a label file"):
+        read_yolo(root)
+
+
 @pytest.mark.parametrize(
     "line,message",
     [
@@ -106,6 +117,21 @@ def test_missing_and_unreadable_images(tmp_path):
     (voc / "JPEGImages" / "img0.png").unlink()
     with pytest.raises(ValueError, match=r"img0.xml: its image .* is missing"):
         read_voc(voc)
+
+
+def test_16_bit_images_are_scaled_by_their_range_not_clipped_white(tmp_path):
+    from PIL import Image
+
+    ramp = (np.arange(16 * 16).reshape(16, 16) * 256).astype(np.uint16)  # 0 .. 65280
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as check:
+        assert check.mode == "I;16"
+    image = read_image(tmp_path / "deep.png")
+    assert image.shape == (3, 16, 16) and image.dtype == np.float32
+    np.testing.assert_allclose(image[0], ramp / 65535, atol=1e-6)
+    np.testing.assert_array_equal(image[0], image[2])
+    Image.fromarray(ramp.astype(np.int32)).save(tmp_path / "deep.tif")  # mode "I", 32 bits a sample
+    np.testing.assert_allclose(read_image(tmp_path / "deep.tif")[1], ramp / (2**31 - 1), atol=1e-6)
 
 
 def test_malformed_coco_and_voc(tmp_path):
@@ -143,6 +169,78 @@ def test_malformed_coco_and_voc(tmp_path):
     xml.write_text("<annotation><filename>img0.png</filename><object><name>circle</name></object></annotation>")
     with pytest.raises(ValueError, match=r"<object> 0: needs <name> and <bndbox>"):
         read_voc(voc, NAMES)
+
+
+@pytest.mark.parametrize(
+    "bbox,message",
+    [
+        ([float("nan"), 10, 20, 20], r"annotations\[1\]: bbox \[nan, 10, 20, 20\] must be finite numbers"),
+        ([10, 10, float("inf"), 20], r"annotations\[1\]: bbox .* must be finite numbers"),
+        ([10, 10, 0, 20], r"annotations\[1\]: bbox \[10, 10, 0, 20\] is empty"),
+        ([-20, 10, 30, 20], r"annotations\[1\]: bbox .* is outside the 96x96 image img0.png"),
+        ([10, 80, 20, 20], r"annotations\[1\]: bbox .* is outside the 96x96 image img0.png"),
+    ],
+)
+def test_coco_boxes_are_checked_like_yolo_boxes(bbox, message, tmp_path):
+    path = write_coco(samples(1), tmp_path / "a.json", NAMES)
+    content = json.loads(path.read_text())
+    assert len(content["annotations"]) >= 2
+    content["annotations"][1]["bbox"] = bbox
+    path.write_text(json.dumps(content))  # json writes NaN and Infinity, and reads them back
+    with pytest.raises(ValueError, match=message):
+        read_coco(path)
+    content["annotations"][1]["bbox"] = [-0.5, 0, 96.5, 96]  # exporters' rounding overhang is fine
+    path.write_text(json.dumps(content))
+    assert len(read_coco(path).items[0][1]) == len(content["annotations"])
+
+
+@pytest.mark.parametrize(
+    "corners,message",
+    [
+        (("nan", "10", "20", "30"), r"img0.xml: <object> 1: <bndbox> \(nan, 10, 20, 30\) must be finite numbers"),
+        (("10", "10", "8", "30"), r"img0.xml: <object> 1: <bndbox> .* is empty"),
+        (("10", "10", "120", "30"), r"img0.xml: <object> 1: <bndbox> \(10, 10, 120, 30\) is outside the 96x96 image"),
+        (("-5", "10", "20", "30"), r"img0.xml: <object> 1: <bndbox> .* is outside the 96x96 image img0.png"),
+    ],
+)
+def test_voc_boxes_are_checked_like_yolo_boxes(corners, message, tmp_path):
+    import xml.etree.ElementTree as ElementTree
+
+    root = write_voc(samples(1), tmp_path, NAMES)
+    xml = root / "Annotations" / "img0.xml"
+    tree = ElementTree.parse(xml)
+    box = list(tree.getroot().iter("object"))[1].find("bndbox")
+    for key, value in zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True):
+        box.find(key).text = value
+    tree.write(xml)
+    with pytest.raises(ValueError, match=message):
+        read_voc(root, NAMES)
+    for key, value in zip(("xmin", "ymin", "xmax", "ymax"), ("0", "1", "97", "96"), strict=True):
+        box.find(key).text = value  # 0-based corners and a one-pixel overhang are fine
+    tree.write(xml)
+    assert len(read_voc(root, NAMES).items[0][1]) == len(list(tree.getroot().iter("object")))
+
+
+def test_voc_class_indices_do_not_depend_on_split_or_file_order_and_follow_a_names_file(tmp_path):
+    def scene(name, classes):
+        boxes = np.array([[c, 20 + 20 * i, 30, 16, 16] for i, c in enumerate(classes)], dtype=np.float64)
+        return name, np.zeros((3, 64, 64), np.float32), boxes
+
+    # "triangle" (2) is only in the val file, "circle" (0) only in a train file named last
+    root = write_voc([scene("a.png", [1]), scene("z.png", [0, 1])], tmp_path, NAMES, "train")
+    write_voc([scene("m.png", [2, 1])], root, NAMES, "val")
+    train, val = read_dataset(root, "train"), read_dataset(root, "val")
+    assert train.class_names == val.class_names == sorted(NAMES)
+    assert [b[:, 0].tolist() for _, b in val.items] == [[2, 1]]
+    assert [b[:, 0].tolist() for _, b in train.items] == [[1], [0, 1]]
+    (root / "voc.names").write_text("square\ntriangle\ncircle\n")  # the user's own order wins
+    for split in ("train", "val"):
+        assert read_dataset(root, split).class_names == ["square", "triangle", "circle"]
+    assert [b[:, 0].tolist() for _, b in read_voc(root, split="val").items] == [[1, 0]]
+    assert [b[:, 0].tolist() for _, b in read_voc(root, split="train").items] == [[0], [2, 0]]
+    (root / "voc.names").write_text("square\ncircle\n")
+    with pytest.raises(ValueError, match=r"m.xml: <object> 0: unknown class 'triangle'"):
+        read_voc(root, split="val")
 
 
 @settings(max_examples=200, deadline=None)

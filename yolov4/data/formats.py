@@ -8,11 +8,13 @@ in that image's pixels).
 - YOLO/darknet txt: ``images/`` and ``labels/`` side by side, one ``class cx cy w h`` line
   per box with coordinates normalized to [0, 1]; class names from ``data.yaml`` (Roboflow,
   Ultralytics), ``obj.names``/``*.names`` or a darknet ``.data`` file. An image without a
-  label file has no objects.
+  label file has no objects, but a split where no image has one is an error (labels in
+  the wrong folder, say ``label/``).
 - COCO JSON: ``images``, ``annotations`` (bbox = [x, y, w, h] in pixels), ``categories``;
   crowd annotations are skipped, category ids are mapped to 0..C-1 in id order.
 - Pascal VOC XML: one file per image with ``<object><name>`` and ``<bndbox>`` (1-based
-  inclusive pixel corners, so x1 = xmin - 1 and x2 = xmax).
+  inclusive pixel corners, so x1 = xmin - 1 and x2 = xmax); class names from a names file
+  beside Annotations/ as for YOLO, else every name in every file, sorted.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from minilucid.serialization import write_atomically
 from yolov4.data.images import IMAGE_SUFFIXES, read_image, write_image
 
 COORDINATE_TOLERANCE = 1e-6  # normalized YOLO coordinates may exceed [0, 1] by this much
+PIXEL_TOLERANCE = 1.0  # COCO and VOC boxes may overhang their image by this many pixels
 
 
 class DetectionDataset(Dataset):
@@ -57,6 +60,23 @@ class DetectionDataset(Dataset):
     def boxes(self) -> list[np.ndarray]:
         """The boxes of every image, without decoding any image."""
         return [boxes for _, boxes in self.items]
+
+
+def check_pixel_box(
+    where: str, shown: str, corners: tuple[float, ...], size: tuple[float, float] | None = None, image: str = ""
+) -> None:
+    """A pixel box (x1, y1, x2, y2) must be finite, non-empty and, given the image's (width,
+    height), inside it within PIXEL_TOLERANCE; else a ValueError ``where: shown is ...``."""
+    x1, y1, x2, y2 = corners
+    if not all(np.isfinite(corners)):
+        raise ValueError(f"{where}: {shown} must be finite numbers")
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"{where}: {shown} is empty (width and height must be positive)")
+    if size is None:
+        return
+    width, height = size
+    if min(x1, y1) < -PIXEL_TOLERANCE or x2 > width + PIXEL_TOLERANCE or y2 > height + PIXEL_TOLERANCE:
+        raise ValueError(f"{where}: {shown} is outside the {width:g}x{height:g} image {image}")
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -99,7 +119,8 @@ def read_class_names(path: str | Path) -> list[str]:
     return names
 
 
-def _find_names(root: Path) -> Path:
+def _names_file(root: Path) -> Path | None:
+    """The class-name file a dataset folder keeps, if any (data.yaml, obj.names, *.names, *.data)."""
     for candidate in [
         root / "data.yaml",
         root / "data.yml",
@@ -109,6 +130,13 @@ def _find_names(root: Path) -> Path:
     ]:
         if candidate.is_file():
             return candidate
+    return None
+
+
+def _find_names(root: Path) -> Path:
+    found = _names_file(root)
+    if found is not None:
+        return found
     raise ValueError(f"{root}: no class names found (expected data.yaml, obj.names, *.names or *.data)")
 
 
@@ -281,6 +309,13 @@ def read_yolo(path: str | Path, split: str | None = None, class_names: list[str]
         if found is None:
             raise ValueError(f"{path}: no {split!r} split (no data.yaml or .data entry, no images/{split}/ folder)")
         pairs, source = found
+    if pairs and not any(label.is_file() for _, label in pairs):
+        folders = sorted({str(label.parent) for _, label in pairs})
+        where = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more folders" if len(folders) > 3 else "")
+        raise ValueError(
+            f"{source}: not one of its {len(pairs)} images has a label file; looked for <image name>.txt "
+            f"in {where} (YOLO labels go in a labels/ folder beside images/)"
+        )
     items = []
     for image_path, label in pairs:
         if label.is_file():
@@ -344,9 +379,14 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> Det
     images = {}
     for index, image in enumerate(content["images"]):
         try:
-            images[image["id"]] = (image_dir / image["file_name"], float(image["width"]), float(image["height"]), [])
+            width, height = float(image["width"]), float(image["height"])
+            images[image["id"]] = (image_dir / image["file_name"], width, height, [])
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{json_path}: images[{index}] needs id, file_name, width and height ({error})") from None
+        if not (np.isfinite(width) and np.isfinite(height) and width > 0 and height > 0):
+            raise ValueError(
+                f"{json_path}: images[{index}] width and height must be positive, got {width:g}x{height:g}"
+            )
     for index, annotation in enumerate(content["annotations"]):
         where = f"{json_path}: annotations[{index}]"
         if annotation.get("iscrowd", 0):
@@ -359,9 +399,11 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> Det
         if not isinstance(bbox, list) or len(bbox) != 4:
             raise ValueError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
         path, width, height, boxes = images[annotation["image_id"]]
-        x, y, w, h = (float(v) for v in bbox)
-        if w <= 0 or h <= 0 or x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
-            raise ValueError(f"{where}: bbox {bbox} is empty or outside the {width:g}x{height:g} image {path.name}")
+        try:
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: bbox must be four numbers [x, y, w, h], got {bbox!r}") from None
+        check_pixel_box(where, f"bbox {bbox}", (x, y, x + w, y + h), (width, height), path.name)
         boxes.append([class_of[annotation["category_id"]], x + w / 2, y + h / 2, w, h])
     items = [(path, np.array(boxes, dtype=np.float64).reshape(-1, 5)) for path, _, _, boxes in images.values()]
     for path, _ in items:
@@ -431,8 +473,7 @@ def parse_voc(path: Path, names: dict[str, int] | None) -> tuple[str, np.ndarray
             xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
             raise ValueError(f"{where}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
-        if xmax <= xmin - 1 or ymax <= ymin - 1:
-            raise ValueError(f"{where}: <bndbox> is empty ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g})")
+        check_pixel_box(where, f"<bndbox> ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g})", (xmin - 1, ymin - 1, xmax, ymax))
         if names is not None and name not in names:
             raise ValueError(f"{where}: unknown class {name!r}; known classes are {sorted(names)}")
         x1, y1 = xmin - 1, ymin - 1  # VOC corners are 1-based and inclusive
@@ -460,16 +501,23 @@ def _voc_split(root: Path, split: str) -> list[Path]:
 
 
 def read_voc(root: str | Path, class_names: list[str] | None = None, split: str | None = None) -> DetectionDataset:
-    """A Pascal VOC dataset: ``root/Annotations/*.xml`` and ``root/JPEGImages/`` (class names
-    from ``class_names``, else every name found in any split, sorted); ``split`` reads only
-    the image ids in ``ImageSets/Main/<split>.txt`` (train, val, trainval, test)."""
+    """A Pascal VOC dataset: ``root/Annotations/*.xml`` and ``root/JPEGImages/``; ``split``
+    reads only the image ids in ``ImageSets/Main/<split>.txt`` (train, val, trainval, test).
+
+    Class names come from ``class_names``, else from a names file in ``root`` (data.yaml,
+    obj.names, *.names, *.data, as for YOLO), else every name in every annotation file of
+    every split, sorted: the same indices whatever the split or the order of the files.
+    """
     root = Path(root)
     annotations = sorted((root / "Annotations").glob("*.xml"))
     if not annotations:
         raise ValueError(f"{root}: no Annotations/*.xml files")
     if class_names is None:
-        discovered = sorted({n for path in annotations for n in parse_voc(path, None)[2]})
-        class_names = discovered
+        names_file = _names_file(root)
+        if names_file is not None:
+            class_names = read_class_names(names_file)
+        else:
+            class_names = sorted({n for path in annotations for n in parse_voc(path, None)[2]})
     source = str(root / "Annotations")
     if split is not None:
         annotations = _voc_split(root, split)
@@ -481,6 +529,11 @@ def read_voc(root: str | Path, class_names: list[str] | None = None, split: str 
         image = root / "JPEGImages" / filename
         if not image.is_file():
             raise ValueError(f"{path}: its image {image} is missing")
+        size = _image_size(image)
+        for number, (_, cx, cy, w, h) in enumerate(boxes):
+            x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+            shown = f"<bndbox> ({x1 + 1:g}, {y1 + 1:g}, {x2:g}, {y2:g})"
+            check_pixel_box(f"{path}: <object> {number}", shown, (x1, y1, x2, y2), size, filename)
         items.append((image, boxes))
     return DetectionDataset(items, class_names, source)
 

@@ -21,10 +21,30 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: image file not found")
     try:
         with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+            top = _integer_top(image)
+            if top is None:
+                rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255)
+            else:  # Pillow's RGB conversion would clip these to 255: a white image
+                gray = np.clip(np.asarray(image, dtype=np.float64) / top, 0, 1).astype(np.float32)
+                rgb = np.repeat(gray[:, :, None], 3, axis=2)
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: cannot read the image ({error})") from error
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1)) / 255.0
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def _integer_top(image: Image.Image) -> int | None:
+    """The largest value of the format's integer range for a deeper-than-8-bit (single
+    channel) image: 16-bit PNG and TIFF, TIFF's other depths from its BitsPerSample tag;
+    None for the modes Pillow converts to RGB itself (8-bit, palette, 1-bit)."""
+    if image.mode.startswith("I;16"):
+        return 2**16 - 1
+    if image.mode != "I":
+        return None
+    bits = getattr(image, "tag_v2", {}).get(258)  # TIFF BitsPerSample, per channel
+    bits = bits[0] if isinstance(bits, tuple) else bits
+    if bits is None:
+        bits = 16 if image.format == "PNG" else 32  # PNG samples are at most 16 bits
+    return 2 ** min(int(bits), 31) - 1  # mode "I" is int32
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
