@@ -15,6 +15,7 @@ history, so ``resume`` continues exactly: batches are drawn from generators seed
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import time
@@ -62,6 +63,62 @@ class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
 
+EXPECTED = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+
+
+def coerce(where: str, kind: str, value: Any) -> Any:
+    """``value`` as a field of type ``kind`` (its annotation, e.g. ``"float"``), or a one-line
+    ValueError naming ``where``. YAML reads ``1e-3`` as a string, JSON ``2.0`` as a float."""
+    if kind.endswith(" | None"):
+        if value is None:
+            return None
+        kind = kind.removesuffix(" | None")
+    try:
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if kind in ("int", "float") and not isinstance(value, (bool, list, tuple, dict)):
+            number = float(value)
+            if kind == "float":
+                return number
+            if number.is_integer():
+                return int(number)
+        if kind == "str" and isinstance(value, str):
+            return value
+        if kind.startswith("tuple[float") and isinstance(value, (list, tuple)):
+            return tuple(float(v) for v in value)
+        if kind == "dict" and (value is None or isinstance(value, dict)):
+            return dict(value or {})
+    except (TypeError, ValueError):
+        pass
+    if kind not in EXPECTED and not kind.startswith("tuple") and kind != "dict":
+        return value  # Any: left to the owner to check
+    expected = EXPECTED.get(kind) or ("a list of numbers" if kind.startswith("tuple") else "a mapping of settings")
+    raise ValueError(f"{where} = {value!r} is invalid: expected {expected}")
+
+
+def unknown_keys(where: str, given: Any, allowed: list[str]) -> None:
+    """A one-line ValueError for keys of ``given`` not in ``allowed``, with the near misses."""
+    unknown = [k for k in given if k not in allowed]
+    if not unknown:
+        return
+    hints = [f"{near[0]} for {k}" for k in unknown if (near := difflib.get_close_matches(str(k), allowed, 1))]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    raise ValueError(f"{where}: unknown settings {sorted(map(str, unknown))}{hint}; allowed: {', '.join(allowed)}")
+
+
+# YOLO_V4Config fields that TrainConfig sets itself, with what to set instead.
+SET_BY_TRAIN_CONFIG = {
+    "num_classes": "it comes from the dataset's class names",
+    "variant": "choose it with model",
+    "backbone": "a custom backbone is not a config value",
+    "cls_label_smoothing": "set label_smoothing",
+    "drop_block": "set drop_block",
+    "cmbn": "set cmbn",
+}
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. Load it from YAML or JSON with ``from_file``."""
@@ -97,37 +154,67 @@ class TrainConfig:
     conf_thresh: float = 0.005
 
     def __post_init__(self) -> None:
-        self.steps = tuple(self.steps)
+        for f in fields(self):  # every value as its field's type, or a one-line error
+            setattr(self, f.name, coerce(f"TrainConfig.{f.name}", f.type, getattr(self, f.name)))
         checks = {
-            "img": self.img > 0 and self.img % 32 == 0,
-            "epochs": self.epochs > 0,
-            "batch": self.batch > 0,
-            "subdivisions": self.subdivisions > 0 and self.batch % self.subdivisions == 0,
-            "optimizer": self.optimizer in ("sgd", "adam", "adamw"),
-            "schedule": self.schedule in ("steps", "cosine"),
-            "model": self.model in MODELS,
-            "device": self.device in ("cpu", "gpu"),
-            "ema": 0 <= self.ema < 1,
-            "sat": 0 <= self.sat < 1,
-            "val_fraction": 0 < self.val_fraction < 1,
+            "img": (self.img > 0 and self.img % 32 == 0, "a positive multiple of 32"),
+            "epochs": (self.epochs > 0, "a positive number"),
+            "batch": (self.batch > 0, "a positive number"),
+            "subdivisions": (self.subdivisions > 0 and self.batch % self.subdivisions == 0, "a divisor of batch"),
+            "optimizer": (self.optimizer in ("sgd", "adam", "adamw"), "sgd, adam or adamw"),
+            "schedule": (self.schedule in ("steps", "cosine"), "steps or cosine"),
+            "model": (self.model in MODELS, f"one of {', '.join(MODELS)}"),
+            "device": (self.device in ("cpu", "gpu"), "cpu or gpu"),
+            "ema": (0 <= self.ema < 1, "a decay in [0, 1)"),
+            "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
+            "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
+            "lr": (self.lr > 0, "a positive number"),
         }
-        for name, ok in checks.items():
+        for name, (ok, allowed) in checks.items():
             if not ok:
-                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid")
-        self.augment_config()  # validates the augmentation fields
+                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid: expected {allowed}")
+        self.augment = self._typed("augment", AugmentConfig)
+        taken = [k for k in self.model_options if k in SET_BY_TRAIN_CONFIG]
+        if taken:
+            reasons = ", ".join(f"{k} ({SET_BY_TRAIN_CONFIG[k]})" for k in taken)
+            raise ValueError(f"TrainConfig.model_options cannot set {reasons}")
+        self.model_options = self._typed("model_options", YOLO_V4Config, exclude=SET_BY_TRAIN_CONFIG)
+        self.augment_config()  # validates the augmentation values
+
+    def _typed(self, name: str, owner: type, exclude: dict | tuple = ()) -> dict[str, Any]:
+        """The settings dict ``name`` checked against the fields of ``owner`` and coerced to them."""
+        kinds = {f.name: f.type for f in fields(owner) if f.name not in exclude}
+        settings = getattr(self, name)
+        unknown_keys(f"TrainConfig.{name}", settings, list(kinds))
+        return {k: coerce(f"TrainConfig.{name}.{k}", kinds[k], v) for k, v in settings.items()}
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(**self.augment)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """A config from a YAML or JSON file, with ``overrides`` on top."""
-        text = Path(path).read_text()
-        content = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
-        unknown = set(content or {}) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        return cls(**{**(content or {}), **overrides})
+        """A config from a YAML or JSON file, with ``overrides`` on top; a mistake in the file
+        is a one-line ValueError that names the file and the setting."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file at {path}")
+        text = path.read_text()
+        try:
+            content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+            ) from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+        if content is None:
+            content = {}
+        if not isinstance(content, dict):
+            raise ValueError(f"{path}: expected a mapping of settings (name: value), got {type(content).__name__}")
+        unknown_keys(str(path), content, [f.name for f in fields(cls)])
+        return cls(**{**content, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +261,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, progress: bool = True) -> None:
         self.config, self.progress = config, progress
+        if Path(config.out).exists() and not Path(config.out).is_dir():
+            raise ValueError(f"TrainConfig.out = {config.out!r} is a file; name a folder for the run")
         backend.check_device(config.device)
         lucid.random.seed(config.seed)
         if config.data is None:

@@ -185,3 +185,52 @@ def test_demo_settings_are_the_measured_ones():
     config = TrainConfig(**DEMO)
     assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("small", 256, 18, 4, 0.004)
     assert config.model_options == {"iou_normalizer": 1.0}
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("lr: fast\n", "TrainConfig.lr = 'fast' is invalid: expected a number"),
+        ("epochs: 2.5\n", "TrainConfig.epochs = 2.5 is invalid: expected a whole number"),
+        (
+            "augment:\n  mosiac: 0.5\n",
+            "TrainConfig.augment: unknown settings ['mosiac'] (did you mean mosaic for mosiac?)",
+        ),
+        (
+            "model_options:\n  cls_label_smoothing: 0.1\n",
+            "TrainConfig.model_options cannot set cls_label_smoothing (set label_smoothing)",
+        ),
+        ("model_options:\n  num_classes: 3\n", "TrainConfig.model_options cannot set num_classes (it comes from"),
+        ("model_options:\n  iou_normaliser: 1\n", "TrainConfig.model_options: unknown settings ['iou_normaliser']"),
+        ("epochs: [3\nlr: 1\n", "CONFIG: invalid YAML at line 2, column 3: expected ',' or ']'"),
+        ("- 3\n", "CONFIG: expected a mapping of settings (name: value), got list"),
+    ],
+)
+def test_config_mistakes_are_one_line_errors(text, message, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "yolov4", "train", "--config", str(config), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("yolov4: error: " + message.replace("CONFIG", str(config))), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_out_naming_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = subprocess.run(
+        [sys.executable, "-m", "yolov4", "train", "--out", str(tmp_path / "notes.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        == f"yolov4: error: TrainConfig.out = '{tmp_path / 'notes.txt'}' is a file; name a folder for the run"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine"

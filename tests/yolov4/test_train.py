@@ -156,6 +156,23 @@ def test_config_from_yaml_and_json(tmp_path):
         TrainConfig(img=100)
 
 
+def test_config_values_take_their_field_types(tmp_path):
+    """YAML reads 1e-3 as a string and JSON may write 416.0; both mean the number."""
+    (tmp_path / "c.yaml").write_text(
+        "lr: 1e-3\nimg: '64'\nsteps: [0.5, 1]\naugment:\n  mosaic: 5e-1\nmodel_options:\n  iou_normalizer: 1e-1\n"
+    )
+    loaded = TrainConfig.from_file(tmp_path / "c.yaml")
+    assert (loaded.lr, loaded.img, loaded.steps) == (0.001, 64, (0.5, 1.0))
+    assert loaded.augment == {"mosaic": 0.5} and loaded.model_options == {"iou_normalizer": 0.1}
+    (tmp_path / "c.json").write_text('{"img": 416.0, "cmbn": true, "val": null}')
+    assert TrainConfig.from_file(tmp_path / "c.json").img == 416
+    (tmp_path / "bad.json").write_text('{"img": 416,}')
+    with pytest.raises(ValueError, match=r"bad.json: invalid JSON at line 1, column 13: "):
+        TrainConfig.from_file(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match=r"TrainConfig.steps = 'late' is invalid: expected a list of numbers"):
+        TrainConfig(steps="late")
+
+
 def test_kmeans_recovers_clustered_sizes():
     rng = np.random.default_rng(0)
     centres = np.array([[10, 14], [24, 40], [60, 30], [50, 110], [140, 90], [300, 260]], dtype=float)
