@@ -50,6 +50,7 @@ def train_command(args: argparse.Namespace) -> None:
             "lr": args.lr,
             "out": args.out,
             "seed": args.seed,
+            "exist_ok": args.exist_ok or None,
         }.items()
         if v is not None
     }
@@ -210,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default: sgd)")
     p.add_argument("--lr", type=float, help="learning rate (default: 0.0013)")
     p.add_argument("--config", help="a YAML or JSON file with any TrainConfig settings")
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (last.npz)")
-    p.add_argument("--out", help="output folder (default: runs/train)")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (last.npz), in its folder")
+    p.add_argument("--out", help="output folder, numbered when it exists: runs/train2, ... (default: runs/train)")
+    p.add_argument("--exist-ok", action="store_true", help="reuse --out as it is instead of numbering a new one")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")

@@ -3,8 +3,10 @@
 The loop, per batch: split into ``subdivisions`` mini-batches (darknet's gradient
 accumulation), optionally attack each with SAT first, add up their gradients, take one
 optimizer step, advance the learning-rate schedule (burn-in, then steps or cosine), update
-the weight EMA and reset CmBN. After each epoch: a JSON line in ``log.jsonl``, the held-out
-mAP, ``curves.png``, and ``last.npz`` (and ``best.npz``), written atomically. The held-out
+the weight EMA and reset CmBN. After each epoch: the held-out mAP, ``last.npz`` (and
+``best.npz``), then ``log.jsonl`` rewritten from the checkpoint's history and ``curves.png``,
+all written atomically. Each run gets a new folder (``runs/train``, ``runs/train2``, ...)
+unless ``exist_ok``; a resumed run continues in its checkpoint's folder. The held-out
 set is never trained on (``yolov4.data.splits``); ``splits.txt`` says where both sets come
 from and lists the validation images.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -57,6 +60,18 @@ def build_model(name: str, num_classes: int, **overrides: Any) -> YOLO_V4:
     if settings.pop("variant", None) == "yolov4-tiny":
         return yolo_v4_tiny(num_classes, **settings)
     return yolo_v4(num_classes, **settings)
+
+
+def run_folder(path: str | Path, exist_ok: bool = False) -> Path:
+    """``path`` if it is new (or ``exist_ok``), else the first free ``path2``, ``path3``, ...,
+    as Ultralytics numbers its runs, so that a run never mixes its files with an earlier one's."""
+    path = Path(path)
+    if exist_ok or not path.exists():
+        return path
+    number = 2
+    while path.with_name(f"{path.name}{number}").exists():
+        number += 1
+    return path.with_name(f"{path.name}{number}")
 
 
 class TrainingError(RuntimeError):
@@ -149,7 +164,8 @@ class TrainConfig:
     ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
     device: str = "cpu"
     seed: int = 0
-    out: str = "runs/train"
+    out: str = "runs/train"  # each run gets a new folder: runs/train, runs/train2, ...
+    exist_ok: bool = False  # reuse out as it is (its earlier run's files are replaced)
     eval_every: int = 1
     conf_thresh: float = 0.005
 
@@ -300,7 +316,7 @@ class Trainer:
         self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
         self.ema = EMA(self.model, config.ema) if config.ema else None
         self.epoch, self.history = 0, []
-        self.out = Path(config.out)
+        self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
 
     def _optimizer(self):
         c = self.config
@@ -332,8 +348,9 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Continue from a checkpoint of this same configuration."""
+        """Continue from a checkpoint of this same configuration, in the checkpoint's folder."""
         state = lucid.load(path)
+        self.out = Path(path).parent
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -342,6 +359,14 @@ class Trainer:
         self.epoch = int(state["epoch"])
         lucid.random.set_state(json.loads(state["random"]))
         self.history = json.loads(state["history"])
+
+    def write_log(self) -> None:
+        """``log.jsonl``: one JSON line per epoch of the history, replaced atomically."""
+        if not self.history and not (self.out / "log.jsonl").exists():
+            return
+        temporary = self.out / ".log.jsonl.tmp"
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in self.history))
+        os.replace(temporary, self.out / "log.jsonl")
 
     # ------------------------------------------------------------------ the loop
     def train_batch(self, images: lucid.Tensor, targets: list[np.ndarray]) -> dict[str, float]:
@@ -389,6 +414,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         for stale in self.out.glob(".*.tmp"):  # left by a run killed while it wrote a file
             stale.unlink()
+        if self.epoch == 0:  # a new run in a reused folder (exist_ok): nothing of the old one stays
+            for old in ("last.npz", "best.npz", "log.jsonl", "curves.png"):
+                (self.out / old).unlink(missing_ok=True)
+        self.write_log()  # on resume: the checkpoint's epochs, whatever the log had run ahead to
         (self.out / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
         (self.out / "splits.txt").write_text(
             f"train: {describe(self.train_set)}\nval: {describe(self.val_set)}\n"
@@ -428,13 +457,14 @@ class Trainer:
                     {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large")}
                 )
             self.history.append(record)
-            with (self.out / "log.jsonl").open("a") as log:
-                log.write(json.dumps(record) + "\n")
-            plot_history(self.history, self.out / "curves.png")
+            # The checkpoint holds the history and is written first; the log is rewritten from
+            # it, so a kill in between leaves the log one epoch behind, never ahead.
             self.save(self.out / "last.npz")
             best = max((h.get("map", -1) for h in self.history), default=-1)
             if record.get("map") is not None and record["map"] >= best:
                 self.save(self.out / "best.npz")
+            self.write_log()
+            plot_history(self.history, self.out / "curves.png")
             if self.progress:
                 summary = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss", "map50", "map") if k in record)
                 print(f"epoch {self.epoch}/{target}: {summary} ({record['images_per_s']:.1f} img/s)", flush=True)

@@ -129,6 +129,28 @@ def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(mode, tiny_dataset
         np.testing.assert_array_equal(weights_of(resumed)[key], value, err_msg=key)
 
 
+def test_each_run_has_its_own_folder_and_the_log_follows_the_checkpoint(tiny_dataset, tmp_path):
+    def epochs_logged():
+        return [json.loads(line)["epoch"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+
+    Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0), progress=False).fit(epochs=1)
+    again = Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0), progress=False)
+    assert again.out == tmp_path / "run2"  # a new run never appends to the old one's log
+    # Killed after the epoch-2 log line was written but before its checkpoint (the old order):
+    with (tmp_path / "run" / "log.jsonl").open("a") as log:
+        log.write(json.dumps({"epoch": 2, "loss": 1.0}) + "\n")
+    again.resume(tmp_path / "run" / "last.npz")
+    assert again.out == tmp_path / "run"  # a resumed run continues in its folder
+    again.fit()
+    assert epochs_logged() == [1, 2] and not (tmp_path / "run2").exists()
+    assert json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])["lr"] > 0  # the real one
+    reused = Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0, exist_ok=True, epochs=1), progress=False)
+    assert reused.out == tmp_path / "run"
+    (tmp_path / "run" / "best.npz").write_bytes(b"stale")
+    reused.fit()
+    assert epochs_logged() == [1] and int(lucid.load(tmp_path / "run" / "best.npz")["epoch"]) == 1
+
+
 def test_nan_loss_names_the_term_and_the_checkpoint(tiny_dataset, tmp_path):
     trainer = Trainer(config(tiny_dataset, tmp_path / "nan", epochs=2), progress=False)
     trainer.fit(epochs=1)
