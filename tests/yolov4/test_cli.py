@@ -11,6 +11,7 @@ from PIL import Image
 from tests.conftest import REAL_GPU
 from yolov4.__main__ import main
 from yolov4.darknet import load_darknet
+from yolov4.data.shapes import CLASS_NAMES
 
 
 def test_train_eval_predict_anchors_export(tiny_dataset, tmp_path, capsys):
@@ -234,3 +235,41 @@ def test_out_naming_a_file_is_a_one_line_error(tmp_path):
         == f"yolov4: error: TrainConfig.out = '{tmp_path / 'notes.txt'}' is a file; name a folder for the run"
     )
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def untrained(tiny_dataset, tmp_path_factory):
+    """A checkpoint of a small model for the tiny dataset's classes after one update."""
+    from yolov4.train import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("untrained")
+    trainer = Trainer(TrainConfig(data=str(tiny_dataset), img=64, batch=4, out=str(out / "run")), progress=False)
+    trainer.train_batch(*trainer.loader.batch(0, 0))
+    return trainer.save(out / "last.npz")
+
+
+def test_predict_writes_a_new_folder_never_over_an_input(untrained, tiny_dataset, tmp_path, capsys):
+    source = sorted((tiny_dataset / "images" / "val").glob("*.png"))[0]
+    for folder in ("a", "b"):  # the same name in two folders
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "0.png").write_bytes(source.read_bytes())
+    images = [str(tmp_path / "a" / "0.png"), str(tmp_path / "b" / "0.png")]
+    common = ["--weights", str(untrained), "--img", "64", "--conf", "0.0"]
+    assert main(["predict", *images, *common, "--out", str(tmp_path / "a")]) == 0  # a exists: a2
+    assert sorted(p.name for p in (tmp_path / "a2").iterdir()) == ["0.png", "0_2.png", "detections.json"]
+    assert main(["predict", *images, *common, "--out", str(tmp_path / "a"), "--exist-ok"]) == 0
+    assert (tmp_path / "a" / "0.png").read_bytes() == source.read_bytes()  # the input is untouched
+    assert {"0_2.png", "0_3.png", "detections.json"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    plain = json.loads((tmp_path / "a2" / "detections.json").read_text())
+    assert plain and {d["image_id"] for d in plain} == {1, 2}
+
+    from yolov4.data.formats import coco_dict
+
+    gt = coco_dict([(f"{f}/0.png", (64, 64), np.zeros((0, 5))) for f in ("b", "a")], CLASS_NAMES)
+    gt["images"][0]["id"], gt["images"][1]["id"] = 42, 17  # b/0.png is 42, a/0.png is 17
+    gt["categories"] = [{"id": 10 * (k + 1), "name": name} for k, name in reversed(list(enumerate(CLASS_NAMES)))]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    assert main(["predict", *images, *common, "--data", str(tmp_path / "gt.json"), "--out", str(tmp_path / "c")]) == 0
+    with_ids = json.loads((tmp_path / "c" / "detections.json").read_text())
+    assert [d["image_id"] for d in with_ids] == [{1: 17, 2: 42}[d["image_id"]] for d in plain]
+    assert [d["category_id"] for d in with_ids] == [10 * d["category_id"] for d in plain]
