@@ -97,11 +97,17 @@ def eval_command(args: argparse.Namespace) -> None:
         if not Path(args.data).exists():
             raise FileNotFoundError(f"no dataset at {args.data}")
         from yolov4.data.formats import has_split, read_dataset
+        from yolov4.train import use_class_order
         from yolov4.validate import evaluate_model
 
-        model, _ = _model_from_args(args)
+        model, names = _model_from_args(args)
         split = args.split or next((s for s in ("val", "test") if has_split(args.data, s)), None)
         dataset = read_dataset(args.data, split)
+        if args.darknet and not args.names:  # unnamed classes: their number must agree
+            if len(names) != dataset.num_classes:
+                raise ValueError(f"the model has {len(names)} classes, {args.data} has {dataset.num_classes}")
+        else:  # scored by name: the data relabelled to the weights' order, or refused
+            use_class_order(dataset, names, args.weights or args.names)
         print(f"evaluating {len(dataset)} images from {dataset.source}")
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
     print_metrics(metrics)
@@ -270,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="train, val or test (default: val or test where the dataset has one, else all)")
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
+    p.add_argument("--names", help="the darknet model's class names, one a line, checked against the data's")
     p.add_argument("--gt", help="COCO ground-truth JSON (with --pred)")
     p.add_argument("--pred", help="COCO detections JSON (with --gt)")
     p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")

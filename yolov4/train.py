@@ -74,6 +74,23 @@ def run_folder(path: str | Path, exist_ok: bool = False) -> Path:
     return path.with_name(f"{path.name}{number}")
 
 
+def use_class_order(dataset: Any, names: list[str], what: str) -> None:
+    """Relabel ``dataset`` in place to the weights' class ``names`` where both have the same
+    classes in another order; a one-line ValueError listing both where the classes differ."""
+    names, ours = list(names), list(dataset.class_names)
+    if names == ours:
+        return
+    if sorted(names) != sorted(ours) or len(set(names)) != len(names):
+        raise ValueError(f"{what}: the weights' classes {names} are not the data's {ours}")
+    order = np.array([names.index(name) for name in ours])  # data class -> weights' class
+    relabelled = []
+    for path, boxes in dataset.items:
+        boxes = boxes.copy()
+        boxes[:, 0] = order[boxes[:, 0].astype(int)]
+        relabelled.append((path, boxes))
+    dataset.items, dataset.class_names = relabelled, names
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
@@ -348,8 +365,13 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Continue from a checkpoint of this same configuration, in the checkpoint's folder."""
+        """Continue from a checkpoint of this same configuration, in the checkpoint's folder.
+        Data with the checkpoint's classes in another order is relabelled to its order."""
         state = lucid.load(path)
+        names = json.loads(state["class_names"])
+        for dataset in (self.train_set, self.val_set):
+            use_class_order(dataset, names, f"resume {path}")
+        self.class_names = names
         self.out = Path(path).parent
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -273,3 +273,46 @@ def test_predict_writes_a_new_folder_never_over_an_input(untrained, tiny_dataset
     with_ids = json.loads((tmp_path / "c" / "detections.json").read_text())
     assert [d["image_id"] for d in with_ids] == [{1: 17, 2: 42}[d["image_id"]] for d in plain]
     assert [d["category_id"] for d in with_ids] == [10 * d["category_id"] for d in plain]
+
+
+def relabelled_copy(tiny_dataset, root, names):
+    """The tiny dataset with its classes named ``names`` (the shapes' names, reordered or more)."""
+    import shutil
+
+    shutil.copytree(tiny_dataset, root)
+    for label in root.glob("labels/*/*.txt"):
+        lines = [line.split() for line in label.read_text().splitlines() if line.strip()]
+        label.write_text("".join(f"{names.index(CLASS_NAMES[int(c)])} {' '.join(v)}\n" for c, *v in lines))
+    (root / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames: {names}\n")
+    return root
+
+
+def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path, monkeypatch, capsys):
+    import yolov4.validate
+    from yolov4.data.formats import read_yolo
+    from yolov4.train import TrainConfig, Trainer
+
+    reordered = relabelled_copy(tiny_dataset, tmp_path / "reordered", ["triangle", "circle", "square"])
+    scored = []
+    monkeypatch.setattr(yolov4.validate, "evaluate_model", lambda model, data, *a, **k: scored.append(data) or {})
+    monkeypatch.setattr("yolov4.__main__.print_metrics", lambda metrics: None)
+    assert main(["eval", "--data", str(reordered), "--weights", str(untrained), "--img", "64"]) == 0
+    original = read_yolo(tiny_dataset, "val")
+    assert scored[0].class_names == CLASS_NAMES  # the data in the weights' order, by name
+    for (_, theirs), (_, ours) in zip(scored[0].items, original.items, strict=True):
+        np.testing.assert_array_equal(theirs, ours)
+
+    more = relabelled_copy(tiny_dataset, tmp_path / "more", [*CLASS_NAMES, "star"])
+    capsys.readouterr()
+    assert main(["eval", "--data", str(more), "--weights", str(untrained), "--img", "64"]) == 1
+    assert capsys.readouterr().err == (
+        f"yolov4: error: {untrained}: the weights' classes {CLASS_NAMES} are not the data's {[*CLASS_NAMES, 'star']}\n"
+    )
+
+    trainer = Trainer(TrainConfig(data=str(reordered), img=64, out=str(tmp_path / "r")), progress=False)
+    trainer.resume(untrained)
+    assert trainer.class_names == CLASS_NAMES
+    assert [b.tolist() for _, b in trainer.val_set.items] == [b.tolist() for _, b in original.items]
+    trainer = Trainer(TrainConfig(data=str(more), img=64, out=str(tmp_path / "m")), progress=False)
+    with pytest.raises(ValueError, match=r"resume .*: the weights' classes \[.*\] are not the data's \[.*'star'\]"):
+        trainer.resume(untrained)
