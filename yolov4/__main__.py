@@ -50,6 +50,7 @@ def train_command(args: argparse.Namespace) -> None:
             "lr": args.lr,
             "out": args.out,
             "seed": args.seed,
+            "exist_ok": args.exist_ok or None,
         }.items()
         if v is not None
     }
@@ -96,11 +97,17 @@ def eval_command(args: argparse.Namespace) -> None:
         if not Path(args.data).exists():
             raise FileNotFoundError(f"no dataset at {args.data}")
         from yolov4.data.formats import has_split, read_dataset
+        from yolov4.train import use_class_order
         from yolov4.validate import evaluate_model
 
-        model, _ = _model_from_args(args)
+        model, names = _model_from_args(args)
         split = args.split or next((s for s in ("val", "test") if has_split(args.data, s)), None)
         dataset = read_dataset(args.data, split)
+        if args.darknet and not args.names:  # unnamed classes: their number must agree
+            if len(names) != dataset.num_classes:
+                raise ValueError(f"the model has {len(names)} classes, {args.data} has {dataset.num_classes}")
+        else:  # scored by name: the data relabelled to the weights' order, or refused
+            use_class_order(dataset, names, args.weights or args.names)
         print(f"evaluating {len(dataset)} images from {dataset.source}")
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
     print_metrics(metrics)
@@ -111,29 +118,75 @@ def eval_command(args: argparse.Namespace) -> None:
         print(f"metrics written to {args.out}")
 
 
+def picture_names(images: list[str], out: Path) -> list[str]:
+    """A distinct ``stem.png`` for each image (``stem_2.png``, ... where stems repeat), none of
+    them the path of an input image."""
+    inputs, used, names = {Path(p).resolve() for p in images}, set(), []
+    for path in images:
+        stem, number = Path(path).stem, 2
+        name = f"{stem}.png"
+        while name in used or (out / name).resolve() in inputs:
+            name, number = f"{stem}_{number}.png", number + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int], list[int]]:
+    """(image id of each image, category id of each class) from a COCO JSON: images are matched
+    by their file_name (with its folders, if it has any) and classes by category name."""
+    if not data.endswith(".json"):
+        raise ValueError(f"predict --data takes a COCO .json (for its image and category ids), not {data}")
+    if not Path(data).is_file():
+        raise FileNotFoundError(f"no COCO file at {data}")
+    content = json.loads(Path(data).read_text())
+    by_name = {c["name"]: c["id"] for c in content.get("categories", [])}
+    if sorted(by_name) != sorted(names):
+        raise ValueError(f"the model's classes {names} are not the categories of {data}: {sorted(by_name)}")
+    image_ids = []
+    for path in images:
+        parts = Path(path).resolve().parts
+        found = [
+            i["id"]
+            for i in content.get("images", [])
+            if parts[-len(Path(i["file_name"]).parts) :] == Path(i["file_name"]).parts
+        ]
+        if len(found) != 1:
+            raise ValueError(f"{path} is {'not among' if not found else 'more than once in'} the images of {data}")
+        image_ids.append(found[0])
+    return image_ids, [by_name[n] for n in names]
+
+
 def predict_command(args: argparse.Namespace) -> None:
     from yolov4.data.augment import letterbox
     from yolov4.data.images import read_image
     from yolov4.detect import to_original
     from yolov4.draw import draw_detections
+    from yolov4.train import run_folder
 
     model, names = _model_from_args(args)
-    out = Path(args.out)
+    if args.data:
+        image_ids, category_ids = coco_ids(args.data, args.images, names)
+    else:
+        image_ids, category_ids = list(range(1, len(args.images) + 1)), list(range(1, len(names) + 1))
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; name a folder")
+    out = run_folder(args.out, args.exist_ok)
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for image_id, path in enumerate(args.images, start=1):
+    for path, image_id, picture in zip(args.images, image_ids, picture_names(args.images, out), strict=True):
         image = read_image(path)
         boxed, _ = letterbox(image, np.zeros((0, 5)), (args.img, args.img))
         found = model.predict(boxed, args.conf, args.iou)[0]
         found = to_original(found, image.shape[1:], (args.img, args.img))
-        draw_detections(image, found, names).save(out / f"{Path(path).stem}.png")
+        draw_detections(image, found, names).save(out / picture)
         for d in found:
             x1, y1, x2, y2 = d["box"]
             records.append(
                 {
                     "image_id": image_id,
                     "file_name": Path(path).name,
-                    "category_id": d["class_id"] + 1,
+                    "category_id": category_ids[d["class_id"]],
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "score": d["score"],
                 }
@@ -216,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default: sgd)")
     p.add_argument("--lr", type=float, help="learning rate (default: 0.0013)")
     p.add_argument("--config", help="a YAML or JSON file with any TrainConfig settings")
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (last.npz)")
-    p.add_argument("--out", help="output folder (default: runs/train)")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (last.npz), in its folder")
+    p.add_argument("--out", help="output folder, numbered when it exists: runs/train2, ... (default: runs/train)")
+    p.add_argument("--exist-ok", action="store_true", help="reuse --out as it is instead of numbering a new one")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")
@@ -228,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="train, val or test (default: val or test where the dataset has one, else all)")
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
+    p.add_argument("--names", help="the darknet model's class names, one a line, checked against the data's")
     p.add_argument("--gt", help="COCO ground-truth JSON (with --pred)")
     p.add_argument("--pred", help="COCO detections JSON (with --gt)")
     p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
@@ -236,7 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     device(p)
     p.set_defaults(run=eval_command)
 
-    p = commands.add_parser("predict", help="detect objects in images")
+    p = commands.add_parser(
+        "predict",
+        help="detect objects in images",
+        description="Detect objects in images: an annotated PNG of each (stem.png, stem_2.png where names repeat; "
+        "never over an input) and detections.json (COCO results) in a new folder --out (numbered: runs/predict2, "
+        "... where it exists). Its image_id and category_id are those of --data (a COCO .json naming the images and "
+        "the classes), else 1-based positions: of the image in the arguments, of the class in the model's names.",
+    )
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
@@ -244,7 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
     p.add_argument("--conf", type=float, default=0.25, help="score threshold (default: %(default)s)")
     p.add_argument("--iou", type=float, default=0.45, help="NMS threshold (default: %(default)s)")
-    p.add_argument("--out", default="runs/predict", help="output folder (default: %(default)s)")
+    p.add_argument("--data", metavar="COCO.json", help="take image_id and category_id from this COCO file")
+    p.add_argument(
+        "--out", default="runs/predict", help="output folder, numbered when it exists (default: %(default)s)"
+    )
+    p.add_argument("--exist-ok", action="store_true", help="write into --out as it is instead of a new numbered one")
     device(p)
     p.set_defaults(run=predict_command)
 

@@ -43,6 +43,7 @@ def run_demo(out: str | Path = "runs/demo", device: str = "cpu", epochs: int | N
         settings["epochs"] = epochs
     print(f"demo: training the {settings['model']} YOLOv4 on the built-in shapes dataset ({device})")
     trainer = Trainer(TrainConfig(**settings))
+    out = trainer.out  # runs/demo2, ... where runs/demo exists
     trainer.fit()
     model = trainer.model.eval()
     val = shapes_dataset("val")

@@ -3,8 +3,10 @@
 The loop, per batch: split into ``subdivisions`` mini-batches (darknet's gradient
 accumulation), optionally attack each with SAT first, add up their gradients, take one
 optimizer step, advance the learning-rate schedule (burn-in, then steps or cosine), update
-the weight EMA and reset CmBN. After each epoch: a JSON line in ``log.jsonl``, the held-out
-mAP, ``curves.png``, and ``last.npz`` (and ``best.npz``), written atomically. The held-out
+the weight EMA and reset CmBN. After each epoch: the held-out mAP, ``last.npz`` (and
+``best.npz``), then ``log.jsonl`` rewritten from the checkpoint's history and ``curves.png``,
+all written atomically. Each run gets a new folder (``runs/train``, ``runs/train2``, ...)
+unless ``exist_ok``; a resumed run continues in its checkpoint's folder. The held-out
 set is never trained on (``yolov4.data.splits``); ``splits.txt`` says where both sets come
 from and lists the validation images.
 
@@ -15,8 +17,10 @@ history, so ``resume`` continues exactly: batches are drawn from generators seed
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -58,8 +62,93 @@ def build_model(name: str, num_classes: int, **overrides: Any) -> YOLO_V4:
     return yolo_v4(num_classes, **settings)
 
 
+def run_folder(path: str | Path, exist_ok: bool = False) -> Path:
+    """``path`` if it is new (or ``exist_ok``), else the first free ``path2``, ``path3``, ...,
+    as Ultralytics numbers its runs, so that a run never mixes its files with an earlier one's."""
+    path = Path(path)
+    if exist_ok or not path.exists():
+        return path
+    number = 2
+    while path.with_name(f"{path.name}{number}").exists():
+        number += 1
+    return path.with_name(f"{path.name}{number}")
+
+
+def use_class_order(dataset: Any, names: list[str], what: str) -> None:
+    """Relabel ``dataset`` in place to the weights' class ``names`` where both have the same
+    classes in another order; a one-line ValueError listing both where the classes differ."""
+    names, ours = list(names), list(dataset.class_names)
+    if names == ours:
+        return
+    if sorted(names) != sorted(ours) or len(set(names)) != len(names):
+        raise ValueError(f"{what}: the weights' classes {names} are not the data's {ours}")
+    order = np.array([names.index(name) for name in ours])  # data class -> weights' class
+    relabelled = []
+    for path, boxes in dataset.items:
+        boxes = boxes.copy()
+        boxes[:, 0] = order[boxes[:, 0].astype(int)]
+        relabelled.append((path, boxes))
+    dataset.items, dataset.class_names = relabelled, names
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
+
+
+EXPECTED = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+
+
+def coerce(where: str, kind: str, value: Any) -> Any:
+    """``value`` as a field of type ``kind`` (its annotation, e.g. ``"float"``), or a one-line
+    ValueError naming ``where``. YAML reads ``1e-3`` as a string, JSON ``2.0`` as a float."""
+    if kind.endswith(" | None"):
+        if value is None:
+            return None
+        kind = kind.removesuffix(" | None")
+    try:
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if kind in ("int", "float") and not isinstance(value, (bool, list, tuple, dict)):
+            number = float(value)
+            if kind == "float":
+                return number
+            if number.is_integer():
+                return int(number)
+        if kind == "str" and isinstance(value, str):
+            return value
+        if kind.startswith("tuple[float") and isinstance(value, (list, tuple)):
+            return tuple(float(v) for v in value)
+        if kind == "dict" and (value is None or isinstance(value, dict)):
+            return dict(value or {})
+    except (TypeError, ValueError):
+        pass
+    if kind not in EXPECTED and not kind.startswith("tuple") and kind != "dict":
+        return value  # Any: left to the owner to check
+    expected = EXPECTED.get(kind) or ("a list of numbers" if kind.startswith("tuple") else "a mapping of settings")
+    raise ValueError(f"{where} = {value!r} is invalid: expected {expected}")
+
+
+def unknown_keys(where: str, given: Any, allowed: list[str]) -> None:
+    """A one-line ValueError for keys of ``given`` not in ``allowed``, with the near misses."""
+    unknown = [k for k in given if k not in allowed]
+    if not unknown:
+        return
+    hints = [f"{near[0]} for {k}" for k in unknown if (near := difflib.get_close_matches(str(k), allowed, 1))]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    raise ValueError(f"{where}: unknown settings {sorted(map(str, unknown))}{hint}; allowed: {', '.join(allowed)}")
+
+
+# YOLO_V4Config fields that TrainConfig sets itself, with what to set instead.
+SET_BY_TRAIN_CONFIG = {
+    "num_classes": "it comes from the dataset's class names",
+    "variant": "choose it with model",
+    "backbone": "a custom backbone is not a config value",
+    "cls_label_smoothing": "set label_smoothing",
+    "drop_block": "set drop_block",
+    "cmbn": "set cmbn",
+}
 
 
 @dataclass
@@ -92,42 +181,73 @@ class TrainConfig:
     ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
     device: str = "cpu"
     seed: int = 0
-    out: str = "runs/train"
+    out: str = "runs/train"  # each run gets a new folder: runs/train, runs/train2, ...
+    exist_ok: bool = False  # reuse out as it is (its earlier run's files are replaced)
     eval_every: int = 1
     conf_thresh: float = 0.005
 
     def __post_init__(self) -> None:
-        self.steps = tuple(self.steps)
+        for f in fields(self):  # every value as its field's type, or a one-line error
+            setattr(self, f.name, coerce(f"TrainConfig.{f.name}", f.type, getattr(self, f.name)))
         checks = {
-            "img": self.img > 0 and self.img % 32 == 0,
-            "epochs": self.epochs > 0,
-            "batch": self.batch > 0,
-            "subdivisions": self.subdivisions > 0 and self.batch % self.subdivisions == 0,
-            "optimizer": self.optimizer in ("sgd", "adam", "adamw"),
-            "schedule": self.schedule in ("steps", "cosine"),
-            "model": self.model in MODELS,
-            "device": self.device in ("cpu", "gpu"),
-            "ema": 0 <= self.ema < 1,
-            "sat": 0 <= self.sat < 1,
-            "val_fraction": 0 < self.val_fraction < 1,
+            "img": (self.img > 0 and self.img % 32 == 0, "a positive multiple of 32"),
+            "epochs": (self.epochs > 0, "a positive number"),
+            "batch": (self.batch > 0, "a positive number"),
+            "subdivisions": (self.subdivisions > 0 and self.batch % self.subdivisions == 0, "a divisor of batch"),
+            "optimizer": (self.optimizer in ("sgd", "adam", "adamw"), "sgd, adam or adamw"),
+            "schedule": (self.schedule in ("steps", "cosine"), "steps or cosine"),
+            "model": (self.model in MODELS, f"one of {', '.join(MODELS)}"),
+            "device": (self.device in ("cpu", "gpu"), "cpu or gpu"),
+            "ema": (0 <= self.ema < 1, "a decay in [0, 1)"),
+            "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
+            "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
+            "lr": (self.lr > 0, "a positive number"),
         }
-        for name, ok in checks.items():
+        for name, (ok, allowed) in checks.items():
             if not ok:
-                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid")
-        self.augment_config()  # validates the augmentation fields
+                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid: expected {allowed}")
+        self.augment = self._typed("augment", AugmentConfig)
+        taken = [k for k in self.model_options if k in SET_BY_TRAIN_CONFIG]
+        if taken:
+            reasons = ", ".join(f"{k} ({SET_BY_TRAIN_CONFIG[k]})" for k in taken)
+            raise ValueError(f"TrainConfig.model_options cannot set {reasons}")
+        self.model_options = self._typed("model_options", YOLO_V4Config, exclude=SET_BY_TRAIN_CONFIG)
+        self.augment_config()  # validates the augmentation values
+
+    def _typed(self, name: str, owner: type, exclude: dict | tuple = ()) -> dict[str, Any]:
+        """The settings dict ``name`` checked against the fields of ``owner`` and coerced to them."""
+        kinds = {f.name: f.type for f in fields(owner) if f.name not in exclude}
+        settings = getattr(self, name)
+        unknown_keys(f"TrainConfig.{name}", settings, list(kinds))
+        return {k: coerce(f"TrainConfig.{name}.{k}", kinds[k], v) for k, v in settings.items()}
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(**self.augment)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """A config from a YAML or JSON file, with ``overrides`` on top."""
-        text = Path(path).read_text()
-        content = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
-        unknown = set(content or {}) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        return cls(**{**(content or {}), **overrides})
+        """A config from a YAML or JSON file, with ``overrides`` on top; a mistake in the file
+        is a one-line ValueError that names the file and the setting."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file at {path}")
+        text = path.read_text()
+        try:
+            content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+            ) from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+        if content is None:
+            content = {}
+        if not isinstance(content, dict):
+            raise ValueError(f"{path}: expected a mapping of settings (name: value), got {type(content).__name__}")
+        unknown_keys(str(path), content, [f.name for f in fields(cls)])
+        return cls(**{**content, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +294,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, progress: bool = True) -> None:
         self.config, self.progress = config, progress
+        if Path(config.out).exists() and not Path(config.out).is_dir():
+            raise ValueError(f"TrainConfig.out = {config.out!r} is a file; name a folder for the run")
         backend.check_device(config.device)
         lucid.random.seed(config.seed)
         if config.data is None:
@@ -211,7 +333,7 @@ class Trainer:
         self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
         self.ema = EMA(self.model, config.ema) if config.ema else None
         self.epoch, self.history = 0, []
-        self.out = Path(config.out)
+        self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
 
     def _optimizer(self):
         c = self.config
@@ -243,8 +365,14 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Continue from a checkpoint of this same configuration."""
+        """Continue from a checkpoint of this same configuration, in the checkpoint's folder.
+        Data with the checkpoint's classes in another order is relabelled to its order."""
         state = lucid.load(path)
+        names = json.loads(state["class_names"])
+        for dataset in (self.train_set, self.val_set):
+            use_class_order(dataset, names, f"resume {path}")
+        self.class_names = names
+        self.out = Path(path).parent
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -253,6 +381,14 @@ class Trainer:
         self.epoch = int(state["epoch"])
         lucid.random.set_state(json.loads(state["random"]))
         self.history = json.loads(state["history"])
+
+    def write_log(self) -> None:
+        """``log.jsonl``: one JSON line per epoch of the history, replaced atomically."""
+        if not self.history and not (self.out / "log.jsonl").exists():
+            return
+        temporary = self.out / ".log.jsonl.tmp"
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in self.history))
+        os.replace(temporary, self.out / "log.jsonl")
 
     # ------------------------------------------------------------------ the loop
     def train_batch(self, images: lucid.Tensor, targets: list[np.ndarray]) -> dict[str, float]:
@@ -300,6 +436,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         for stale in self.out.glob(".*.tmp"):  # left by a run killed while it wrote a file
             stale.unlink()
+        if self.epoch == 0:  # a new run in a reused folder (exist_ok): nothing of the old one stays
+            for old in ("last.npz", "best.npz", "log.jsonl", "curves.png"):
+                (self.out / old).unlink(missing_ok=True)
+        self.write_log()  # on resume: the checkpoint's epochs, whatever the log had run ahead to
         (self.out / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
         (self.out / "splits.txt").write_text(
             f"train: {describe(self.train_set)}\nval: {describe(self.val_set)}\n"
@@ -339,13 +479,14 @@ class Trainer:
                     {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large")}
                 )
             self.history.append(record)
-            with (self.out / "log.jsonl").open("a") as log:
-                log.write(json.dumps(record) + "\n")
-            plot_history(self.history, self.out / "curves.png")
+            # The checkpoint holds the history and is written first; the log is rewritten from
+            # it, so a kill in between leaves the log one epoch behind, never ahead.
             self.save(self.out / "last.npz")
             best = max((h.get("map", -1) for h in self.history), default=-1)
             if record.get("map") is not None and record["map"] >= best:
                 self.save(self.out / "best.npz")
+            self.write_log()
+            plot_history(self.history, self.out / "curves.png")
             if self.progress:
                 summary = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss", "map50", "map") if k in record)
                 print(f"epoch {self.epoch}/{target}: {summary} ({record['images_per_s']:.1f} img/s)", flush=True)

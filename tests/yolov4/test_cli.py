@@ -11,6 +11,7 @@ from PIL import Image
 from tests.conftest import REAL_GPU
 from yolov4.__main__ import main
 from yolov4.darknet import load_darknet
+from yolov4.data.shapes import CLASS_NAMES
 
 
 def test_train_eval_predict_anchors_export(tiny_dataset, tmp_path, capsys):
@@ -210,3 +211,133 @@ def test_anchors_are_split_over_the_chosen_models_levels(tiny_dataset, capsys):
 
     with pytest.raises(ValueError, match="7 anchors do not split evenly into 2 levels"):
         dataset_anchors(read_yolo(tiny_dataset, "train"), 64, k=7, levels=2)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("lr: fast\n", "TrainConfig.lr = 'fast' is invalid: expected a number"),
+        ("epochs: 2.5\n", "TrainConfig.epochs = 2.5 is invalid: expected a whole number"),
+        (
+            "augment:\n  mosiac: 0.5\n",
+            "TrainConfig.augment: unknown settings ['mosiac'] (did you mean mosaic for mosiac?)",
+        ),
+        (
+            "model_options:\n  cls_label_smoothing: 0.1\n",
+            "TrainConfig.model_options cannot set cls_label_smoothing (set label_smoothing)",
+        ),
+        ("model_options:\n  num_classes: 3\n", "TrainConfig.model_options cannot set num_classes (it comes from"),
+        ("model_options:\n  iou_normaliser: 1\n", "TrainConfig.model_options: unknown settings ['iou_normaliser']"),
+        ("epochs: [3\nlr: 1\n", "CONFIG: invalid YAML at line 2, column 3: expected ',' or ']'"),
+        ("- 3\n", "CONFIG: expected a mapping of settings (name: value), got list"),
+    ],
+)
+def test_config_mistakes_are_one_line_errors(text, message, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "yolov4", "train", "--config", str(config), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("yolov4: error: " + message.replace("CONFIG", str(config))), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_out_naming_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = subprocess.run(
+        [sys.executable, "-m", "yolov4", "train", "--out", str(tmp_path / "notes.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        == f"yolov4: error: TrainConfig.out = '{tmp_path / 'notes.txt'}' is a file; name a folder for the run"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def untrained(tiny_dataset, tmp_path_factory):
+    """A checkpoint of a small model for the tiny dataset's classes after one update."""
+    from yolov4.train import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("untrained")
+    trainer = Trainer(TrainConfig(data=str(tiny_dataset), img=64, batch=4, out=str(out / "run")), progress=False)
+    trainer.train_batch(*trainer.loader.batch(0, 0))
+    return trainer.save(out / "last.npz")
+
+
+def test_predict_writes_a_new_folder_never_over_an_input(untrained, tiny_dataset, tmp_path, capsys):
+    source = sorted((tiny_dataset / "images" / "val").glob("*.png"))[0]
+    for folder in ("a", "b"):  # the same name in two folders
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "0.png").write_bytes(source.read_bytes())
+    images = [str(tmp_path / "a" / "0.png"), str(tmp_path / "b" / "0.png")]
+    common = ["--weights", str(untrained), "--img", "64", "--conf", "0.0"]
+    assert main(["predict", *images, *common, "--out", str(tmp_path / "a")]) == 0  # a exists: a2
+    assert sorted(p.name for p in (tmp_path / "a2").iterdir()) == ["0.png", "0_2.png", "detections.json"]
+    assert main(["predict", *images, *common, "--out", str(tmp_path / "a"), "--exist-ok"]) == 0
+    assert (tmp_path / "a" / "0.png").read_bytes() == source.read_bytes()  # the input is untouched
+    assert {"0_2.png", "0_3.png", "detections.json"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    plain = json.loads((tmp_path / "a2" / "detections.json").read_text())
+    assert plain and {d["image_id"] for d in plain} == {1, 2}
+
+    from yolov4.data.formats import coco_dict
+
+    gt = coco_dict([(f"{f}/0.png", (64, 64), np.zeros((0, 5))) for f in ("b", "a")], CLASS_NAMES)
+    gt["images"][0]["id"], gt["images"][1]["id"] = 42, 17  # b/0.png is 42, a/0.png is 17
+    gt["categories"] = [{"id": 10 * (k + 1), "name": name} for k, name in reversed(list(enumerate(CLASS_NAMES)))]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    assert main(["predict", *images, *common, "--data", str(tmp_path / "gt.json"), "--out", str(tmp_path / "c")]) == 0
+    with_ids = json.loads((tmp_path / "c" / "detections.json").read_text())
+    assert [d["image_id"] for d in with_ids] == [{1: 17, 2: 42}[d["image_id"]] for d in plain]
+    assert [d["category_id"] for d in with_ids] == [10 * d["category_id"] for d in plain]
+
+
+def relabelled_copy(tiny_dataset, root, names):
+    """The tiny dataset with its classes named ``names`` (the shapes' names, reordered or more)."""
+    import shutil
+
+    shutil.copytree(tiny_dataset, root)
+    for label in root.glob("labels/*/*.txt"):
+        lines = [line.split() for line in label.read_text().splitlines() if line.strip()]
+        label.write_text("".join(f"{names.index(CLASS_NAMES[int(c)])} {' '.join(v)}\n" for c, *v in lines))
+    (root / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames: {names}\n")
+    return root
+
+
+def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path, monkeypatch, capsys):
+    import yolov4.validate
+    from yolov4.data.formats import read_yolo
+    from yolov4.train import TrainConfig, Trainer
+
+    reordered = relabelled_copy(tiny_dataset, tmp_path / "reordered", ["triangle", "circle", "square"])
+    scored = []
+    monkeypatch.setattr(yolov4.validate, "evaluate_model", lambda model, data, *a, **k: scored.append(data) or {})
+    monkeypatch.setattr("yolov4.__main__.print_metrics", lambda metrics: None)
+    assert main(["eval", "--data", str(reordered), "--weights", str(untrained), "--img", "64"]) == 0
+    original = read_yolo(tiny_dataset, "val")
+    assert scored[0].class_names == CLASS_NAMES  # the data in the weights' order, by name
+    for (_, theirs), (_, ours) in zip(scored[0].items, original.items, strict=True):
+        np.testing.assert_array_equal(theirs, ours)
+
+    more = relabelled_copy(tiny_dataset, tmp_path / "more", [*CLASS_NAMES, "star"])
+    capsys.readouterr()
+    assert main(["eval", "--data", str(more), "--weights", str(untrained), "--img", "64"]) == 1
+    assert capsys.readouterr().err == (
+        f"yolov4: error: {untrained}: the weights' classes {CLASS_NAMES} are not the data's {[*CLASS_NAMES, 'star']}\n"
+    )
+
+    trainer = Trainer(TrainConfig(data=str(reordered), img=64, out=str(tmp_path / "r")), progress=False)
+    trainer.resume(untrained)
+    assert trainer.class_names == CLASS_NAMES
+    assert [b.tolist() for _, b in trainer.val_set.items] == [b.tolist() for _, b in original.items]
+    trainer = Trainer(TrainConfig(data=str(more), img=64, out=str(tmp_path / "m")), progress=False)
+    with pytest.raises(ValueError, match=r"resume .*: the weights' classes \[.*\] are not the data's \[.*'star'\]"):
+        trainer.resume(untrained)

@@ -129,6 +129,28 @@ def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(mode, tiny_dataset
         np.testing.assert_array_equal(weights_of(resumed)[key], value, err_msg=key)
 
 
+def test_each_run_has_its_own_folder_and_the_log_follows_the_checkpoint(tiny_dataset, tmp_path):
+    def epochs_logged():
+        return [json.loads(line)["epoch"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+
+    Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0), progress=False).fit(epochs=1)
+    again = Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0), progress=False)
+    assert again.out == tmp_path / "run2"  # a new run never appends to the old one's log
+    # Killed after the epoch-2 log line was written but before its checkpoint (the old order):
+    with (tmp_path / "run" / "log.jsonl").open("a") as log:
+        log.write(json.dumps({"epoch": 2, "loss": 1.0}) + "\n")
+    again.resume(tmp_path / "run" / "last.npz")
+    assert again.out == tmp_path / "run"  # a resumed run continues in its folder
+    again.fit()
+    assert epochs_logged() == [1, 2] and not (tmp_path / "run2").exists()
+    assert json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])["lr"] > 0  # the real one
+    reused = Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0, exist_ok=True, epochs=1), progress=False)
+    assert reused.out == tmp_path / "run"
+    (tmp_path / "run" / "best.npz").write_bytes(b"stale")
+    reused.fit()
+    assert epochs_logged() == [1] and int(lucid.load(tmp_path / "run" / "best.npz")["epoch"]) == 1
+
+
 def test_nan_loss_names_the_term_and_the_checkpoint(tiny_dataset, tmp_path):
     trainer = Trainer(config(tiny_dataset, tmp_path / "nan", epochs=2), progress=False)
     trainer.fit(epochs=1)
@@ -154,6 +176,23 @@ def test_config_from_yaml_and_json(tmp_path):
         TrainConfig.from_file(tmp_path / "bad.yaml")
     with pytest.raises(ValueError, match="TrainConfig.img = 100 is invalid"):
         TrainConfig(img=100)
+
+
+def test_config_values_take_their_field_types(tmp_path):
+    """YAML reads 1e-3 as a string and JSON may write 416.0; both mean the number."""
+    (tmp_path / "c.yaml").write_text(
+        "lr: 1e-3\nimg: '64'\nsteps: [0.5, 1]\naugment:\n  mosaic: 5e-1\nmodel_options:\n  iou_normalizer: 1e-1\n"
+    )
+    loaded = TrainConfig.from_file(tmp_path / "c.yaml")
+    assert (loaded.lr, loaded.img, loaded.steps) == (0.001, 64, (0.5, 1.0))
+    assert loaded.augment == {"mosaic": 0.5} and loaded.model_options == {"iou_normalizer": 0.1}
+    (tmp_path / "c.json").write_text('{"img": 416.0, "cmbn": true, "val": null}')
+    assert TrainConfig.from_file(tmp_path / "c.json").img == 416
+    (tmp_path / "bad.json").write_text('{"img": 416,}')
+    with pytest.raises(ValueError, match=r"bad.json: invalid JSON at line 1, column 13: "):
+        TrainConfig.from_file(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match=r"TrainConfig.steps = 'late' is invalid: expected a list of numbers"):
+        TrainConfig(steps="late")
 
 
 def test_kmeans_recovers_clustered_sizes():
