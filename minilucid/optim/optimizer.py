@@ -96,7 +96,8 @@ class Optimizer:
                     group[key] = _plain(value)
         params = [p for _, p, _ in self._indexed_params()]
         self.state = {}
-        for index, values in state_dict["state"].items():
+        # An optimizer that has not stepped has no state, and save() keeps no empty dict.
+        for index, values in state_dict.get("state", {}).items():
             p = params[int(index)]
             self.state[int(index)] = {
                 k: backend.to_device(v, p.device) if getattr(v, "ndim", 0) > 0 else _plain(v) for k, v in values.items()

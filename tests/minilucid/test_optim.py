@@ -94,3 +94,11 @@ def test_burn_in_is_darknets_warm_up_then_the_schedule():
     fresh = lr_scheduler.BurnIn(opt, burn_in=1000, power=4, after=after)
     fresh.load_state_dict(state)
     assert fresh.get_last_lr()[0] == pytest.approx(0.001)
+
+
+def test_an_optimizer_saved_before_its_first_step_loads(tmp_path):
+    params = [lucid.nn.Parameter(np.ones(3, np.float32))]
+    lucid.save({"optimizer": lucid.optim.Adam(params, lr=0.1).state_dict()}, tmp_path / "o.npz")
+    fresh = lucid.optim.Adam(params, lr=0.5)
+    fresh.load_state_dict(lucid.load(tmp_path / "o.npz")["optimizer"])
+    assert fresh.param_groups[0]["lr"] == 0.1 and fresh.state == {}
