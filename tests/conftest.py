@@ -46,6 +46,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """8 training and 4 held-out 64x64 scenes of the built-in kind, in YOLO format."""
+    from yolov4.data.formats import write_yolo
+    from yolov4.data.shapes import CLASS_NAMES, draw_scene
+
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 4)):
+        write_yolo(((f"{i}.png", *draw_scene(rng, 64)) for i in range(count)), root, CLASS_NAMES, split)
+    return root
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

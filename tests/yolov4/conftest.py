@@ -9,19 +9,6 @@ import pytest
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "darknet"
 
 
-@pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory):
-    """8 training and 4 held-out 64x64 scenes of the built-in kind, in YOLO format."""
-    from yolov4.data.formats import write_yolo
-    from yolov4.data.shapes import CLASS_NAMES, draw_scene
-
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 8), ("val", 4)):
-        write_yolo(((f"{i}.png", *draw_scene(rng, 64)) for i in range(count)), root, CLASS_NAMES, split)
-    return root
-
-
 @pytest.fixture
 def reference_cfg():
     def path(name: str) -> Path:
