@@ -141,14 +141,15 @@ def yolo_loss(maps: tuple, targets: Any, config: YOLO_V4Config, truths: list | N
     back from the encoded grid. With ``read=False`` the terms stay on the device unread
     (and unchecked for NaN), and None is returned for them.
     """
-    if not isinstance(targets, PackedTargets):
+    if isinstance(targets, PackedTargets):
+        check_encoded(targets.encoded, maps, config)
+    else:
         targets = [t.data if isinstance(t, lucid.Tensor) else t for t in targets]
         check_encoded(targets, maps, config)
         if truths is None:
             truths = decode_targets(targets, config)
         anchors = [len(a) for a in config.anchors]
         targets = pack_targets(tuple(targets), padded_truths(truths), anchors, maps[0].device)
-    check_encoded(targets.encoded, maps, config)
     batch = maps[0].shape[0]
     box_sum = obj_sum = cls_sum = iou_sum = 0.0
     positives = 0

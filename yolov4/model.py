@@ -126,7 +126,8 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         if len(boxes) != shape[0]:
             raise ValueError(f"get_loss: {shape[0]} images but ground truth for {len(boxes)}")
         size = tuple(shape[2:])
-        return encode_targets(list(boxes), self.config, size), truth_boxes(list(boxes), self.config, size)
+        encoded = encode_targets(list(boxes), self.config, size)  # checks the boxes first
+        return encoded, truth_boxes(list(boxes))
 
     def pack_targets(self, boxes: list, shape: tuple[int, ...]) -> PackedTargets:
         """Per-image (M, 5) boxes as ``PackedTargets`` on the model's device (one copy)."""

@@ -86,9 +86,12 @@ def encode_targets(ground_truth: list, config: YOLO_V4Config, image_size: tuple[
     return tuple(t.reshape(t.shape[0], t.shape[1], t.shape[2], -1) for t in levels)
 
 
-def truth_boxes(ground_truth: list, config: YOLO_V4Config, image_size: tuple[int, int]) -> list[np.ndarray]:
-    """Per image, the checked ground truth as xyxy boxes (M, 4) in pixels (for the ignore mask)."""
-    boxes = [check_boxes(b, config.num_classes, image_size, i)[:, 1:] for i, b in enumerate(ground_truth)]
+def truth_boxes(ground_truth: list) -> list[np.ndarray]:
+    """Per image, the ground truth as xyxy boxes (M, 4) in pixels (for the ignore mask).
+
+    Call it after ``encode_targets``, which checks the boxes: they are not checked twice."""
+    raw = [as_numpy(b.data if isinstance(b, Tensor) else b) for b in ground_truth]
+    boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 5)[:, 1:] for b in raw]
     return [np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1) for b in boxes]
 
 
