@@ -5,9 +5,11 @@ import pytest
 
 import minilucid as lucid
 from tests.conftest import DEVICES
-from yolov4 import yolo_v4
+from yolov4 import YOLO_V4Config, yolo_v4
 from yolov4.boxes import iou, xywh_to_xyxy
+from yolov4.decode import split_anchors
 from yolov4.detect import to_original
+from yolov4.loss import yolo_loss
 from yolov4.targets import encode_targets
 
 GROUND_TRUTH = [
@@ -76,6 +78,32 @@ def test_options_change_the_terms_they_should():
     aware = small(iou_branch_weight=1.0, iou_aware_alpha=0.5)
     aware.get_loss(x, GROUND_TRUTH).backward()
     assert aware.last_loss_terms.iou_branch > 0
+
+
+def test_label_smoothing_targets_are_darknets():
+    """darknet's delta_yolo_class: y * (1 - eps) + 0.5 * eps, so 1 - eps / 2 and eps / 2.
+
+    Read from the loss itself: at a zero logit the class BCE's gradient is
+    cls_normalizer * (sigmoid(0) - target) / batch, so each positive slot's gradient gives
+    back the target the loss used.
+    """
+    eps, batch = 0.2, len(GROUND_TRUTH)
+    config = YOLO_V4Config(num_classes=3, cls_label_smoothing=eps, cls_normalizer=2.0)
+    encoded = encode_targets(GROUND_TRUTH, config, (128, 128))
+    width = len(config.anchors[0]) * config.values_per_anchor
+    maps = tuple(lucid.zeros((batch, width, 128 // s, 128 // s), requires_grad=True) for s in config.strides)
+    loss, _ = yolo_loss(maps, encoded, config)
+    loss.backward()
+    for raw, target in zip(maps, encoded, strict=True):
+        slots = split_anchors(raw.grad, 3)  # (N, H, W, A, 5 + C)
+        target = target.reshape(slots.shape)
+        positive = target[..., 4] > 0.5
+        one_hot = target[..., 5:][positive]  # (P, C)
+        used = 0.5 - slots[..., 5:][positive] * batch / config.cls_normalizer  # (P, C)
+        np.testing.assert_allclose(used[one_hot == 1], 1 - eps / 2, atol=1e-6)
+        np.testing.assert_allclose(used[one_hot == 0], eps / 2, atol=1e-6)
+        assert np.all(slots[..., 5:][~positive] == 0)  # classes are learnt on positives only
+    assert sum(int((t.reshape(*t.shape[:3], 3, -1)[..., 4] > 0.5).sum()) for t in encoded) > 6
 
 
 def test_images_without_boxes_are_valid():
