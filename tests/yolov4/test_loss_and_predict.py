@@ -153,6 +153,23 @@ def test_predict_output_format_and_mode():
     assert not model.training and len(single) == 1 and len(single[0]) <= 5
 
 
+def test_predict_takes_lucids_diou_thresh_for_the_nms_threshold():
+    model, x = small(), scenes().numpy()[:1, :, :64, :64]  # small, so that NMS has few boxes to sort
+
+    def found(*args, **kwargs):  # untrained: a low score bar and no max_det keep overlapping boxes
+        return model.predict(x, 0.001, *args, max_det=10_000, **kwargs)
+
+    loose, tight = found(iou_thresh=0.9), found(iou_thresh=0.1)
+    assert sum(map(len, loose)) > sum(map(len, tight)) > 0  # the threshold matters for these maps
+    assert found(diou_thresh=0.9) == loose
+    assert found(diou_thresh=0.1) == tight
+    assert found(0.1) == tight  # positional, as lucid's predict(x, conf_thresh, diou_thresh)
+    assert found(iou_thresh=0.1, diou_thresh=0.1) == tight
+    assert found() == found(iou_thresh=0.45) != loose  # darknet's default
+    with pytest.raises(ValueError, match=r"iou_thresh=0.1 and diou_thresh=0.9 disagree"):
+        found(iou_thresh=0.1, diou_thresh=0.9)
+
+
 def test_detections_map_back_to_the_original_image():
     # a 200x100 (w x h) image letterboxed into 128x128: scale 0.64, vertical padding 32
     detection = [{"box": [0.0, 32.0, 64.0, 64.0], "score": 0.9, "class_id": 1}]
