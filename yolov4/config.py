@@ -135,7 +135,8 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
             len(self.strides) == levels
             and all(isinstance(s, int) and s > 0 for s in self.strides)
             and list(self.strides) == sorted(set(self.strides)),
-            f"{levels} positive, ascending ints",
+            f"{levels} positive, ascending ints"
+            + (" (yolov4-tiny has its own strides and anchors: build it with tiny_config())" if levels == 2 else ""),
         )
         _check(
             self,
