@@ -9,6 +9,8 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 from minilucid import nn
 from yolov4 import YOLO_V4Config, tiny_config
 from yolov4.config import VARIANTS
@@ -84,31 +86,40 @@ def test_install_hints_name_what_can_be_installed():
                 assert not unknown, f"{where}: pip install {token}: no extra {sorted(unknown)} (there are {extras})"
 
 
-def modules_named_in(cell: str) -> list[str]:
-    """Paths in a "What is where" cell: `a/b.py`, `c.py` means a/b.py and a/c.py; `a/` a folder."""
-    paths, folder = [], ""
+def modules_named_in(cell: str, root: str = "") -> list[str]:
+    """Paths in a module table's cell: `a/b.py`, `c.py` means a/b.py and a/c.py; `a/` a folder.
+    ``root`` is the folder the table's paths are relative to."""
+    paths, folder = [], root
     for span in code_spans(cell):
         if "/" in span:
-            folder = span if span.endswith("/") else span.rsplit("/", 1)[0] + "/"
-            paths.append(span)
+            folder = root + (span if span.endswith("/") else span.rsplit("/", 1)[0] + "/")
+            paths.append(root + span)
         else:
             paths.append(folder + span)
     return paths
 
 
-def test_readme_what_is_where_lists_every_module_and_only_real_ones():
-    rows = table_rows(section(read("README.md"), "## What is where"))
-    listed = [path for row in rows for path in modules_named_in(row[0])]
-    assert "yolov4/model.py" in listed
+MODULE_TABLES = [  # (page, heading, the folder its paths are relative to, the packages it maps)
+    ("README.md", "## What is where", "", PACKAGES),
+    ("docs/architecture.md", "### `minilucid/`", "minilucid/", ("minilucid",)),
+    ("docs/architecture.md", "### `yolov4/`", "yolov4/", ("yolov4",)),
+]
+
+
+@pytest.mark.parametrize(("page", "heading", "root", "packages"), MODULE_TABLES)
+def test_module_tables_list_every_module_and_only_real_ones(page, heading, root, packages):
+    rows = table_rows(section(read(page), heading))
+    listed = [path for row in rows for path in modules_named_in(row[0], root)]
+    assert f"{packages[0]}/backend.py" in listed or f"{packages[0]}/model.py" in listed
     for path in listed:
-        assert (ROOT / path).exists(), f"README's 'What is where' names {path}, which does not exist"
+        assert (ROOT / path).exists(), f"{page} ({heading}) names {path}, which does not exist"
     folders = [p for p in listed if p.endswith("/")]
-    for package in PACKAGES:
+    for package in packages:
         for module in sorted((ROOT / package).rglob("*.py")):
             relative = str(module.relative_to(ROOT))
-            if module.name in ("__init__.py",) or any(relative.startswith(f) for f in folders):
+            if module.name == "__init__.py" or any(relative.startswith(f) for f in folders):
                 continue
-            assert relative in listed, f"README's 'What is where' does not list {relative}"
+            assert relative in listed, f"{page} ({heading}) does not list {relative}"
 
 
 def resolve(module: str, dotted: str):
