@@ -163,11 +163,15 @@ def test_api_page_names_every_config_field_and_our_defaults():
     for field in dataclasses.fields(YOLO_V4Config):
         assert re.search(rf"\b{field.name}\b", text), f"docs/api.md does not name YOLO_V4Config.{field.name}"
     ours = YOLO_V4Config()
-    rows = [row for row in table_rows(section(text, "## Deliberate differences")) if row[0].startswith("`")]
+    table = table_rows(section(text, "## Deliberate differences"))
+    rows = [row for row in table if row[0].startswith("`")]
     assert {row[0].strip("`") for row in rows} >= {"pos_iou_thr", "ignore_iou_thr", "obj_balance", "iou_aware_alpha"}
     for field, _lucid, documented in rows:
         value = getattr(ours, field.strip("`"))
         assert documented == str(value), f"docs/api.md says our {field} defaults to {documented}; it is {value}"
+    per_anchor = [row for row in table if row[0] == "values per anchor"]
+    assert per_anchor[0][2].startswith("5 + C") and YOLO_V4Config(num_classes=7).values_per_anchor == 5 + 7
+    assert YOLO_V4Config(num_classes=7, iou_branch_weight=1.0).values_per_anchor == 6 + 7
 
 
 def test_api_page_batch_norm_keyword_exists():
