@@ -32,8 +32,8 @@ def _gpu_status() -> tuple[bool, str]:
     """(usable, reason): try CuPy for real, once."""
     if cupy is None:
         return False, (
-            f"CuPy is not importable ({_CUPY_IMPORT_ERROR}); install the gpu extra, "
-            "e.g. pip install 'minilucid-yolov4[gpu]' or a cupy-cudaXXx wheel matching your CUDA"
+            f"CuPy is not importable ({_CUPY_IMPORT_ERROR}); install the gpu extra from the repository's "
+            "folder (pip install -e '.[gpu]') or a CuPy wheel matching your CUDA (pip install cupy-cuda12x)"
         )
     try:
         count = cupy.cuda.runtime.getDeviceCount()

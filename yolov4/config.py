@@ -44,7 +44,8 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         ignore_iou_thr: darknet's ``ignore_thresh``: no "no object" loss for predictions that
             overlap a ground truth more than this (lucid: 0.5; darknet: 0.7).
         obj_balance: objectness weight per stride (lucid: 4, 1, 0.4; darknet: 1, 1, 1).
-        cls_label_smoothing: label smoothing of class targets, in [0, 1).
+        cls_label_smoothing: label smoothing eps of class targets, in [0, 1): the class's
+            target becomes 1 - eps / 2 and the others' eps / 2, as darknet's ``label_smooth_eps``.
         iou_aware_alpha: IoU-aware objectness target mix, in [0, 1] (0: off, as darknet).
         iou_branch_weight: weight of the IoU-prediction branch; > 0 adds one channel per
             anchor (6 + C), as lucid (0: off, as darknet).
@@ -134,7 +135,8 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
             len(self.strides) == levels
             and all(isinstance(s, int) and s > 0 for s in self.strides)
             and list(self.strides) == sorted(set(self.strides)),
-            f"{levels} positive, ascending ints",
+            f"{levels} positive, ascending ints"
+            + (" (yolov4-tiny has its own strides and anchors: build it with tiny_config())" if levels == 2 else ""),
         )
         _check(
             self,

@@ -218,7 +218,8 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
             alpha = config.iou_aware_alpha
             obj_target = positive.copy()
             obj_target.reshape(-1)[index] = (1 - alpha) + alpha * fit
-        # Classes against one-hot targets smoothed to [eps / 2, 1 - eps / 2].
+        # Classes against one-hot targets smoothed as darknet's delta_yolo_class does:
+        # y * (1 - eps) + eps / 2, i.e. 1 - eps / 2 for the class and eps / 2 for the others.
         eps = config.cls_label_smoothing
         first_class = 6 if config.iou_aware else 5
         classes = slots[:, 5:] * (1 - eps) + eps / 2

@@ -30,6 +30,22 @@ def is_encoded(targets: Any, levels: int) -> bool:
     return isinstance(targets, tuple) and len(targets) == levels and all(getattr(t, "ndim", None) == 4 for t in targets)
 
 
+DEFAULT_NMS_THRESHOLD = 0.45  # darknet's, for viewing
+
+
+def nms_threshold(iou_thresh: float | None, diou_thresh: float | None) -> float:
+    """The NMS threshold from our name (``iou_thresh``) or lucid's (``diou_thresh``)."""
+    if iou_thresh is not None and diou_thresh is not None and iou_thresh != diou_thresh:
+        raise ValueError(
+            f"predict: iou_thresh={iou_thresh} and diou_thresh={diou_thresh} disagree; "
+            "expected one NMS threshold (diou_thresh is lucid's name for iou_thresh)"
+        )
+    for given in (iou_thresh, diou_thresh):
+        if given is not None:
+            return given
+    return DEFAULT_NMS_THRESHOLD
+
+
 class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
     """YOLOv4 (or YOLOv4-tiny) as darknet's cfg defines it.
 
@@ -140,18 +156,22 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         self,
         x: Any,
         conf_thresh: float = 0.25,
-        iou_thresh: float = 0.45,
+        iou_thresh: float | None = None,
         max_det: int = 300,
         nms_kind: str | None = None,
+        *,
+        diou_thresh: float | None = None,
     ) -> list[list[dict[str, Any]]]:
         """Detections per image: ``{"box": [x1, y1, x2, y2], "score", "class_id"}``, best first.
 
         ``x`` is one image (C, H, W) or a batch (N, C, H, W), a Tensor or an array. Boxes are
         in the input's pixels, clipped to it; score = objectness x class probability. NMS is
-        the config's kind (DIoU-NMS by default) per class, and ``max_det`` keeps the best.
-        The model's train/eval mode is left as it was. On the GPU the whole batch is decoded
-        and thresholded there, with two blocking syncs (``yolov4.detect``).
+        the config's kind (DIoU-NMS by default) per class, suppressing above ``iou_thresh``
+        (0.45, darknet's; ``diou_thresh`` is lucid's name for it), and ``max_det`` keeps the
+        best. The model's train/eval mode is left as it was. On the GPU the whole batch is
+        decoded and thresholded there, with two blocking syncs (``yolov4.detect``).
         """
+        iou_thresh = nms_threshold(iou_thresh, diou_thresh)
         if getattr(x, "ndim", None) == 3:
             x = x[None] if not isinstance(x, lucid.Tensor) else x.reshape(1, *x.shape)
         x = self.check_input(x)

@@ -5,9 +5,11 @@ import pytest
 
 import minilucid as lucid
 from tests.conftest import DEVICES
-from yolov4 import yolo_v4
+from yolov4 import YOLO_V4Config, yolo_v4
 from yolov4.boxes import iou, xywh_to_xyxy
+from yolov4.decode import split_anchors
 from yolov4.detect import to_original
+from yolov4.loss import yolo_loss
 from yolov4.targets import encode_targets
 
 GROUND_TRUTH = [
@@ -78,6 +80,32 @@ def test_options_change_the_terms_they_should():
     assert aware.last_loss_terms.iou_branch > 0
 
 
+def test_label_smoothing_targets_are_darknets():
+    """darknet's delta_yolo_class: y * (1 - eps) + 0.5 * eps, so 1 - eps / 2 and eps / 2.
+
+    Read from the loss itself: at a zero logit the class BCE's gradient is
+    cls_normalizer * (sigmoid(0) - target) / batch, so each positive slot's gradient gives
+    back the target the loss used.
+    """
+    eps, batch = 0.2, len(GROUND_TRUTH)
+    config = YOLO_V4Config(num_classes=3, cls_label_smoothing=eps, cls_normalizer=2.0)
+    encoded = encode_targets(GROUND_TRUTH, config, (128, 128))
+    width = len(config.anchors[0]) * config.values_per_anchor
+    maps = tuple(lucid.zeros((batch, width, 128 // s, 128 // s), requires_grad=True) for s in config.strides)
+    loss, _ = yolo_loss(maps, encoded, config)
+    loss.backward()
+    for raw, target in zip(maps, encoded, strict=True):
+        slots = split_anchors(raw.grad, 3)  # (N, H, W, A, 5 + C)
+        target = target.reshape(slots.shape)
+        positive = target[..., 4] > 0.5
+        one_hot = target[..., 5:][positive]  # (P, C)
+        used = 0.5 - slots[..., 5:][positive] * batch / config.cls_normalizer  # (P, C)
+        np.testing.assert_allclose(used[one_hot == 1], 1 - eps / 2, atol=1e-6)
+        np.testing.assert_allclose(used[one_hot == 0], eps / 2, atol=1e-6)
+        assert np.all(slots[..., 5:][~positive] == 0)  # classes are learnt on positives only
+    assert sum(int((t.reshape(*t.shape[:3], 3, -1)[..., 4] > 0.5).sum()) for t in encoded) > 6
+
+
 def test_images_without_boxes_are_valid():
     model, x = small(), scenes()
     loss = model.get_loss(x, [np.zeros((0, 5)), GROUND_TRUTH[1]])
@@ -123,6 +151,23 @@ def test_predict_output_format_and_mode():
     model.eval()
     single = model.predict(x[0], conf_thresh=0.3, max_det=5)
     assert not model.training and len(single) == 1 and len(single[0]) <= 5
+
+
+def test_predict_takes_lucids_diou_thresh_for_the_nms_threshold():
+    model, x = small(), scenes().numpy()[:1, :, :64, :64]  # small, so that NMS has few boxes to sort
+
+    def found(*args, **kwargs):  # untrained: a low score bar and no max_det keep overlapping boxes
+        return model.predict(x, 0.001, *args, max_det=10_000, **kwargs)
+
+    loose, tight = found(iou_thresh=0.9), found(iou_thresh=0.1)
+    assert sum(map(len, loose)) > sum(map(len, tight)) > 0  # the threshold matters for these maps
+    assert found(diou_thresh=0.9) == loose
+    assert found(diou_thresh=0.1) == tight
+    assert found(0.1) == tight  # positional, as lucid's predict(x, conf_thresh, diou_thresh)
+    assert found(iou_thresh=0.1, diou_thresh=0.1) == tight
+    assert found() == found(iou_thresh=0.45) != loose  # darknet's default
+    with pytest.raises(ValueError, match=r"iou_thresh=0.1 and diou_thresh=0.9 disagree"):
+        found(iou_thresh=0.1, diou_thresh=0.9)
 
 
 def test_detections_map_back_to_the_original_image():

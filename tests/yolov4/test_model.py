@@ -108,6 +108,11 @@ def test_invalid_config_fields_name_field_value_and_allowed(field, value, allowe
         YOLO_V4Config(**{field: value})
 
 
+def test_the_tiny_variant_alone_points_to_tiny_config():
+    with pytest.raises(ValueError, match=r"strides = \(8, 16, 32\) is invalid: expected 2 .* tiny_config\(\)"):
+        YOLO_V4Config(variant="yolov4-tiny")  # yolov4.cfg's three strides and anchors stay
+
+
 def test_custom_backbone_as_lucid_allows():
     class Toy(lucid.nn.Module):
         def forward(self, x):

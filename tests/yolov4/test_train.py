@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ import minilucid as lucid
 from yolov4.anchors import kmeans_anchors
 from yolov4.data.shapes import CLASS_NAMES
 from yolov4.train import TrainConfig, Trainer, TrainingError, load_trained
+
+TRAINING_PAGE = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
 
 
 def config(root, out, **overrides):
@@ -134,6 +137,10 @@ def test_each_run_has_its_own_folder_and_the_log_follows_the_checkpoint(tiny_dat
         return [json.loads(line)["epoch"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
 
     Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0), progress=False).fit(epochs=1)
+    written = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert {"last.npz", "best.npz", "log.jsonl"} <= set(written)
+    for name in written:  # the page that tells users what a run leaves behind
+        assert f"`{name}`" in TRAINING_PAGE, f"a training run writes {name}; docs/training.md does not say so"
     again = Trainer(config(tiny_dataset, tmp_path / "run", ema=0.0), progress=False)
     assert again.out == tmp_path / "run2"  # a new run never appends to the old one's log
     # Killed after the epoch-2 log line was written but before its checkpoint (the old order):

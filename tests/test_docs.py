@@ -1,0 +1,226 @@
+"""The docs against the code: every name, file, default and figure a page quotes must exist
+or agree with its source, so that a page cannot drift from the code unnoticed."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from minilucid import nn
+from yolov4 import YOLO_V4Config, tiny_config
+from yolov4.config import VARIANTS
+from yolov4.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("minilucid", "yolov4")
+
+
+def read(relative: str) -> str:
+    return (ROOT / relative).read_text(encoding="utf-8")
+
+
+def section(text: str, heading: str) -> str:
+    """The text under a markdown heading, up to the next heading of any level."""
+    start = text.index(heading) + len(heading)
+    following = re.search(r"^#+ ", text[start:], flags=re.MULTILINE)
+    return text[start : start + following.start()] if following else text[start:]
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every markdown table row in ``text``, header and separator rows left out."""
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("|") or set(line) <= set("|-: "):
+            continue
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def code_spans(text: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", text)
+
+
+def pyproject() -> tuple[str, set[str]]:
+    """The distribution's name and its optional-dependency extras."""
+    text = read("pyproject.toml")
+    name = re.search(r'^name = "([^"]+)"', text, flags=re.MULTILINE).group(1)
+    block = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    extras = set(re.findall(r"^([\w-]+) = \[", block, flags=re.MULTILINE))
+    return name, extras
+
+
+def install_hints() -> list[tuple[str, str]]:
+    """(file, what follows ``pip install``) in the README, the docs and the packages' code.
+
+    The notebooks are left out: their text is checked where they are executed."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    for package in (*PACKAGES, "benchmarks"):
+        files += sorted((ROOT / package).rglob("*.py"))
+    hints = []
+    for path in files:
+        for match in re.finditer(r"pip install ([^`\n;)&]*)", path.read_text(encoding="utf-8")):
+            hints.append((str(path.relative_to(ROOT)), match.group(1)))
+    return hints
+
+
+def test_install_hints_name_what_can_be_installed():
+    name, extras = pyproject()
+    hints = install_hints()
+    assert any(".[dev]" in rest for _, rest in hints)  # the README's test command is among them
+    for where, rest in hints:
+        for token in re.findall(r"'[^']*'|\"[^\"]*\"|\S+", rest):
+            token = token.strip("'\",")
+            assert not token.startswith(name), (
+                f"{where}: pip install {token}: {name} is not published; install from the repository's folder"
+            )
+            if "[" in token:
+                path, wanted = token.split("[", 1)
+                assert path == ".", f"{where}: pip install {token}: extras only install from the repository's folder"
+                unknown = set(wanted.rstrip("]").split(",")) - extras
+                assert not unknown, f"{where}: pip install {token}: no extra {sorted(unknown)} (there are {extras})"
+
+
+def modules_named_in(cell: str, root: str = "") -> list[str]:
+    """Paths in a module table's cell: `a/b.py`, `c.py` means a/b.py and a/c.py; `a/` a folder.
+    ``root`` is the folder the table's paths are relative to."""
+    paths, folder = [], root
+    for span in code_spans(cell):
+        if "/" in span:
+            folder = root + (span if span.endswith("/") else span.rsplit("/", 1)[0] + "/")
+            paths.append(root + span)
+        else:
+            paths.append(folder + span)
+    return paths
+
+
+MODULE_TABLES = [  # (page, heading, the folder its paths are relative to, the packages it maps)
+    ("README.md", "## What is where", "", PACKAGES),
+    ("docs/architecture.md", "### `minilucid/`", "minilucid/", ("minilucid",)),
+    ("docs/architecture.md", "### `yolov4/`", "yolov4/", ("yolov4",)),
+]
+
+
+@pytest.mark.parametrize(("page", "heading", "root", "packages"), MODULE_TABLES)
+def test_module_tables_list_every_module_and_only_real_ones(page, heading, root, packages):
+    rows = table_rows(section(read(page), heading))
+    listed = [path for row in rows for path in modules_named_in(row[0], root)]
+    assert f"{packages[0]}/backend.py" in listed or f"{packages[0]}/model.py" in listed
+    for path in listed:
+        assert (ROOT / path).exists(), f"{page} ({heading}) names {path}, which does not exist"
+    folders = [p for p in listed if p.endswith("/")]
+    for package in packages:
+        for module in sorted((ROOT / package).rglob("*.py")):
+            relative = str(module.relative_to(ROOT))
+            if module.name == "__init__.py" or any(relative.startswith(f) for f in folders):
+                continue
+            assert relative in listed, f"{page} ({heading}) does not list {relative}"
+
+
+def resolve(module: str, dotted: str):
+    """The object ``dotted`` (e.g. ``PANet.top_down``) names in ``module``; AttributeError if none."""
+    target = importlib.import_module(module)
+    for part in dotted.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def test_paper_map_names_exist():
+    text = read("docs/yolov4-paper-map.md")
+    checked = 0
+    # "`yolov4/neck.py`: `SPP`, `PANet.top_down`": each name after a file is defined in it.
+    for path, names in re.findall(r"`((?:minilucid|yolov4)/[\w/]+\.py)`: ((?:`[^`]+`(?:, | and )?)+)", text):
+        module = path[: -len(".py")].replace("/", ".")
+        for name in code_spans(names):
+            name = re.match(r"[\w.]+", name).group(0)  # `iou(..., kind="ciou")` names iou
+            resolve(module, name)
+            checked += 1
+    assert checked > 30
+    config_fields = {f.name for f in dataclasses.fields(YOLO_V4Config)}
+    for name in re.findall(r"Config `(\w+)`", text):
+        assert name in config_fields, f"the paper map names YOLO_V4Config.{name}, which does not exist"
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name in re.findall(r"Train `(\w+)", text):
+        assert name in train_fields, f"the paper map names TrainConfig.{name}, which does not exist"
+
+
+def test_every_variant_the_docs_name_is_accepted():
+    texts = [read("README.md"), *(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))]
+    variants = {v for text in texts for v in re.findall(r'variant="([^"]+)"', text)}
+    assert variants
+    for variant in variants:
+        assert variant in VARIANTS, f'the docs name variant="{variant}"; YOLO_V4Config accepts {VARIANTS}'
+    assert tiny_config().variant in VARIANTS
+
+
+def test_api_page_names_every_config_field_and_our_defaults():
+    text = read("docs/api.md")
+    for field in dataclasses.fields(YOLO_V4Config):
+        assert re.search(rf"\b{field.name}\b", text), f"docs/api.md does not name YOLO_V4Config.{field.name}"
+    ours = YOLO_V4Config()
+    table = table_rows(section(text, "## Deliberate differences"))
+    rows = [row for row in table if row[0].startswith("`")]
+    assert {row[0].strip("`") for row in rows} >= {"pos_iou_thr", "ignore_iou_thr", "obj_balance", "iou_aware_alpha"}
+    for field, _lucid, documented in rows:
+        value = getattr(ours, field.strip("`"))
+        assert documented == str(value), f"docs/api.md says our {field} defaults to {documented}; it is {value}"
+    per_anchor = [row for row in table if row[0] == "values per anchor"]
+    assert per_anchor[0][2].startswith("5 + C") and YOLO_V4Config(num_classes=7).values_per_anchor == 5 + 7
+    assert YOLO_V4Config(num_classes=7, iou_branch_weight=1.0).values_per_anchor == 6 + 7
+
+
+def test_api_page_batch_norm_keyword_exists():
+    bullet = section(read("docs/api.md"), "## Deliberate differences")
+    bullet = bullet[bullet.index("**BatchNorm's running variance.**") :].split("\n- ", 1)[0]
+    module_keyword = re.search(r"`nn\.BatchNorm2d`.*?takes `(\w+)=False`", bullet, flags=re.DOTALL).group(1)
+    assert module_keyword in inspect.signature(nn.BatchNorm2d).parameters
+    functional_keyword = re.search(r"`nn\.functional\.batch_norm` takes `(\w+)=False`", bullet).group(1)
+    assert functional_keyword in inspect.signature(nn.functional.batch_norm).parameters
+
+
+def test_faq_quotes_the_performance_tables_range():
+    table = section(read("docs/performance.md"), "## The whole model")
+    rows = [row for row in table_rows(table) if row[0] != "case"]
+    time_ratios = [float(row[3]) for row in rows]  # | case | ours s | PyTorch s | ratio | ...
+    assert len(time_ratios) >= 6
+    answer = section(read("docs/faq.md"), "### Why NumPy, when PyTorch exists?")
+    quoted = [float(x) for x in re.findall(r"(\d+\.\d+)x", answer)]
+    assert min(time_ratios) in quoted and max(time_ratios) in quoted, (quoted, min(time_ratios), max(time_ratios))
+    assert all(min(time_ratios) <= q <= max(time_ratios) for q in quoted)
+
+
+DEMO_COMMAND = "pip install . && python -m yolov4 demo"
+TEST_COMMAND = 'pip install -e ".[dev]" && python -m pytest'
+GLOSSARY = ("cell", "anchor", "objectness", "NMS", "mAP")
+
+
+def test_readme_leads_with_the_two_set_up_commands_then_the_first_notebook():
+    text = read("README.md")
+    blocks = re.findall(r"```(\w*)\n(.*?)```", text, flags=re.DOTALL)
+    assert [b.strip() for b in re.findall(r"```\w*\n(.*?)```", section(text, "## Set up"), flags=re.DOTALL)] == [
+        DEMO_COMMAND,
+        TEST_COMMAND,
+    ]
+    jupyter = blocks[2][1].strip()
+    assert blocks[:2] == [("bash", DEMO_COMMAND + "\n"), ("bash", TEST_COMMAND + "\n")]
+    assert jupyter.startswith("jupyter lab notebooks/01-") and (ROOT / jupyter.split()[-1]).exists()
+    assert "notebooks" in pyproject()[1]  # the extra the README names for Jupyter
+    ci = read(".ci/run")  # CI runs the README's test command, in two lines
+    assert all(half.strip() in ci.splitlines() for half in TEST_COMMAND.split("&&"))
+
+
+def test_readme_defines_its_five_words_before_using_them():
+    text = read("README.md")
+    assert "- **cell**" in text, "the README has no glossary (a list of bold words)"
+    glossary = text.index("- **cell**")
+    before = text[:glossary]
+    for word in GLOSSARY:
+        assert f"- **{word}**" in text[glossary:], f"the README's glossary lacks {word}"
+        used = re.search(rf"\b{word}s?\b", before, flags=re.IGNORECASE)
+        assert not used, f"the README uses '{word}' before its glossary defines it"
+    assert text.index("```python") > glossary  # engine code comes after the first page's orientation
