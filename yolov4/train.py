@@ -10,6 +10,14 @@ unless ``exist_ok``; a resumed run continues in its checkpoint's folder. The hel
 set is never trained on (``yolov4.data.splits``); ``splits.txt`` says where both sets come
 from and lists the validation images.
 
+Fine-tuning: ``weights`` starts the model from a darknet ``.weights`` file or one of our
+checkpoints, layer by layer where it fits (``yolov4.pretrained``), and ``freeze="backbone"``
+keeps the backbone as loaded, as darknet's ``stopbackward`` does for the layers before it:
+its parameters get no gradient and are not given to the optimizer, and it runs in inference
+mode, so its BatchNorms normalize with their running statistics and never update them: darknet
+parses the layers before a ``stopbackward`` layer with ``train = 0``, skips them in the update,
+and its GPU forward runs a conv layer with ``train == 0`` as at inference time.
+
 A checkpoint holds the model, optimizer, scheduler, EMA, epoch, random state, config and
 history, so ``resume`` continues exactly: batches are drawn from generators seeded by
 (seed, epoch, batch), and everything else that evolves is in the file.
@@ -40,6 +48,7 @@ from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
 from yolov4.model import YOLO_V4, yolo_v4, yolo_v4_tiny
 from yolov4.plots import plot_history
+from yolov4.pretrained import load_pretrained
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
 from yolov4.validate import evaluate_model
 
@@ -185,6 +194,8 @@ class TrainConfig:
     exist_ok: bool = False  # reuse out as it is (its earlier run's files are replaced)
     eval_every: int = 1
     conf_thresh: float = 0.005
+    weights: str | None = None  # start from a darknet .weights file or a .npz checkpoint (yolov4.pretrained)
+    freeze: str | None = None  # "backbone": its weights and BatchNorm statistics stay as loaded
 
     def __post_init__(self) -> None:
         for f in fields(self):  # every value as its field's type, or a one-line error
@@ -202,6 +213,7 @@ class TrainConfig:
             "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
             "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
             "lr": (self.lr > 0, "a positive number"),
+            "freeze": (self.freeze in (None, "backbone"), "backbone (or unset)"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
@@ -313,6 +325,12 @@ class Trainer:
             cmbn=config.cmbn,
             **config.model_options,
         ).to(config.device)
+        if config.weights:
+            print(load_pretrained(self.model, config.weights, self.class_names), flush=True)
+        self.frozen = self.model.backbone if config.freeze == "backbone" else None
+        if self.frozen is not None:  # no gradient, and not given to the optimizer
+            for parameter in self.frozen.parameters():
+                parameter.requires_grad = False
         sizes = [s for s in range(32, 2 * config.img, 32) if 0.7 * config.img <= s <= 1.3 * config.img]
         self.loader = DetectionLoader(
             self.train_set,
@@ -337,7 +355,7 @@ class Trainer:
 
     def _optimizer(self):
         c = self.config
-        params = list(self.model.parameters())
+        params = [p for p in self.model.parameters() if p.requires_grad]  # not a frozen part's
         if c.optimizer == "sgd":
             return lucid.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
@@ -402,6 +420,8 @@ class Trainer:
             if c.sat:  # two passes over the mini-batch: copy its targets to the device once
                 part_targets = self.model.pack_targets(part_targets, part.shape)
                 part = self_adversarial_images(self.model, part, part_targets, c.sat)
+            if self.frozen is not None:  # in inference mode, as darknet runs the layers before stopbackward
+                self.frozen.eval()
             try:
                 loss = self.model.get_loss(part, part_targets)
             except FloatingPointError as error:
