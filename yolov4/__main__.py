@@ -289,7 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
         "layer that fits is loaded, the output convs only for the same classes",
     )
     p.add_argument(
-        "--freeze", choices=["backbone"], help="keep the backbone as loaded: no gradient, BatchNorm statistics kept"
+        "--freeze",
+        metavar="PART",
+        help="keep part of the model as loaded (no gradient, BatchNorm statistics kept), as darknet's stopbackward "
+        "does: backbone, or N for darknet's first N layers (137: what yolov4.conv.137 holds)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")

@@ -248,9 +248,9 @@ def file_classes(model: YOLO_V4, floats: int, path: str | os.PathLike) -> int:
             return classes
     c = model.config
     raise ValueError(
-        f"{path}: {floats} float32 values fit no darknet file of this model ({c.variant}, width_multiple "
-        f"{c.width_multiple}, depth_multiple {c.depth_multiple}): neither its first layers (a cut file) nor all "
-        f"of them ({at_zero} + {per_class} per class); are they the weights of another model?"
+        f"{path}: {floats:,} float32 values fit no darknet file of this model ({c.variant}, width_multiple "
+        f"{c.width_multiple}, depth_multiple {c.depth_multiple}): not its first layers (a cut file), nor all of "
+        f"them ({at_zero:,} + {per_class:,} per class); is it the weights of another model?"
     )
 
 

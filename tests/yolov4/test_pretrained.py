@@ -143,7 +143,7 @@ def test_a_file_of_another_model_is_a_one_line_error(tmp_path):
     tiny = source(3, model="tiny-small")
     save_darknet(tiny, tmp_path / "tiny.cfg", tmp_path / "tiny.weights")
     with pytest.raises(
-        ValueError, match=r"tiny.weights: \d+ float32 values fit no darknet file of this model \(yolov4,"
+        ValueError, match=r"tiny.weights: [\d,]+ float32 values fit no darknet file of this model \(yolov4,"
     ) as error:
         load_pretrained(build_model("small", 3), tmp_path / "tiny.weights", NAMES)
     assert "\n" not in str(error.value)
@@ -166,7 +166,9 @@ def test_a_file_of_another_model_is_a_one_line_error(tmp_path):
         load_pretrained(build_model("small", 3), tmp_path / "tiny.npz", NAMES)
     with pytest.raises(FileNotFoundError, match="no weights file at"):
         load_pretrained(build_model("small", 3), tmp_path / "missing.weights", NAMES)
-    with pytest.raises(ValueError, match=r"TrainConfig.freeze = 'neck' is invalid: expected backbone"):
+    with pytest.raises(
+        ValueError, match=r"TrainConfig.freeze = 'neck' is invalid: expected backbone or a positive number"
+    ):
         TrainConfig(freeze="neck")
 
 
@@ -216,3 +218,23 @@ def test_a_frozen_backbone_stays_as_loaded_while_the_rest_trains_and_resumes_exa
     resumed.fit()
     for key, value in after.items():
         np.testing.assert_array_equal(arrays_of(resumed.model)[key], value, err_msg=key)
+
+
+def test_freeze_n_keeps_darknets_first_n_layers(tiny_dataset, tmp_path):
+    settings = dict(data=str(tiny_dataset), img=64, batch=4, optimizer="sgd", lr=1e-2, burn_in=0, out=str(tmp_path))
+    trainer = Trainer(TrainConfig(**settings, freeze="60"), progress=False)  # as --freeze 60 gives it
+    assert trainer.config.freeze == 60
+    before = arrays_of(trainer.model)
+    trainer.loader.set_epoch(0)
+    images, targets = next(iter(trainer.loader))
+    trainer.model.train()
+    trainer.train_batch(images, targets)
+    after = arrays_of(trainer.model)
+    layers = layer_keys(trainer.model)
+    assert any(index < 60 for index, _, _ in layers) and any(index >= 60 for index, _, _ in layers)
+    for index, _, keys in layers:
+        for key in keys:
+            if index < 60:
+                np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+            elif key.endswith("conv.weight"):
+                assert not np.array_equal(after[key], before[key]), key
