@@ -4,7 +4,9 @@ A ``.weights`` file is a header (int32 major, minor, revision, then ``seen``: ui
 major * 10 + minor >= 2, else uint32) followed by float32 blobs, one group per
 ``[convolutional]`` section in cfg order: with batch normalization, its bias (beta), scale
 (gamma), rolling mean and rolling variance, then the weights (out, in, kh, kw); without,
-the bias then the weights.
+the bias then the weights. A cut file (``partial``, e.g. ``yolov4.conv.137``) holds the
+blobs of the first layers only and just ends; ``read_darknet_arrays`` reads it, or a file
+made for another class count, against a model's layers (the fine-tuning path).
 
 A cfg is accepted when its layers are, one for one, the layers this project's model would
 write for the same settings: the model describes itself (``YOLO_V4.to_darknet``) and the

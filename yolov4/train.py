@@ -348,6 +348,8 @@ class Trainer:
         for module in self.frozen:  # no gradient, and not given to the optimizer
             for parameter in module.parameters():
                 parameter.requires_grad = False
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError(f"TrainConfig.freeze = {config.freeze!r} freezes every layer: nothing would train")
         sizes = [s for s in range(32, 2 * config.img, 32) if 0.7 * config.img <= s <= 1.3 * config.img]
         self.loader = DetectionLoader(
             self.train_set,

@@ -224,6 +224,8 @@ def test_freeze_n_keeps_darknets_first_n_layers(tiny_dataset, tmp_path):
     settings = dict(data=str(tiny_dataset), img=64, batch=4, optimizer="sgd", lr=1e-2, burn_in=0, out=str(tmp_path))
     trainer = Trainer(TrainConfig(**settings, freeze="60"), progress=False)  # as --freeze 60 gives it
     assert trainer.config.freeze == 60
+    with pytest.raises(ValueError, match=r"TrainConfig.freeze = 1000 freezes every layer: nothing would train"):
+        Trainer(TrainConfig(**settings, freeze=1000), progress=False)
     before = arrays_of(trainer.model)
     trainer.loader.set_epoch(0)
     images, targets = next(iter(trainer.loader))
