@@ -81,6 +81,34 @@ def head_classes(source: Pretrained, names: list[str]) -> tuple[list[int] | None
     return None, f"the file's classes {source.class_names} are not the data's {names}"
 
 
+def fitting_layers(model: YOLO_V4, source: Pretrained, order: list[int] | None) -> tuple[dict, dict[str, int]]:
+    """(the arrays of every conv layer of ``source`` that fits ``model``, by state_dict name;
+    the count of layers left fresh per reason). The output convs are taken only with an
+    ``order`` (the file's class index of each of the model's classes)."""
+    outputs = {id(head.output) for head in model.head}
+    own = model.state_dict()
+    chosen: dict[str, np.ndarray] = {}
+    fresh = {"absent": 0, "reshaped": 0, "heads": 0}
+    for _, prefix, unit in conv_layers(model):
+        keys = [f"{prefix}.{name}" for name, _ in unit_tensors(unit)]
+        if any(key not in source.arrays for key in keys):
+            fresh["absent"] += 1
+            continue
+        arrays = [np.asarray(source.arrays[key]) for key in keys]
+        if id(unit) in outputs:
+            if order is None:
+                fresh["heads"] += 1
+                continue
+            if order != sorted(order):  # (A * V, ...) channels into the model's class order
+                pick = class_channels(len(arrays[0]), model.config.values_per_anchor, order)
+                arrays = [a[pick] if len(a) == len(pick) else a for a in arrays]
+        if any(a.shape != own[key].shape for a, key in zip(arrays, keys, strict=True)):
+            fresh["reshaped"] += 1
+            continue
+        chosen.update(zip(keys, arrays, strict=True))
+    return chosen, fresh
+
+
 def load_pretrained(model: YOLO_V4, path: str | os.PathLike, names: list[str]) -> str:
     """Copy into ``model`` every conv layer of the file at ``path`` (darknet ``.weights`` or our
     ``.npz``) that fits it, the output convs only for the data's class ``names``; returns the
@@ -88,51 +116,29 @@ def load_pretrained(model: YOLO_V4, path: str | os.PathLike, names: list[str]) -
     one-line ValueError naming the file and the model."""
     source = read_pretrained(model, path)
     order, note = head_classes(source, names)
-    outputs = {id(head.output) for head in model.head}
-    own, trainable = model.state_dict(), {name for name, _ in model.named_parameters()}
-    chosen: dict[str, np.ndarray] = {}
-    loaded, absent, reshaped, heads = 0, 0, 0, 0
-    layers = conv_layers(model)
-    for _, prefix, unit in layers:
-        keys = [f"{prefix}.{name}" for name, _ in unit_tensors(unit)]
-        if any(key not in source.arrays for key in keys):
-            absent += 1
-            continue
-        arrays = [np.asarray(source.arrays[key]) for key in keys]
-        if id(unit) in outputs:
-            if order is None:
-                heads += 1
-                continue
-            if order != sorted(order):  # (A * V, ...) channels into the data's class order
-                pick = class_channels(len(arrays[0]), model.config.values_per_anchor, order)
-                arrays = [a[pick] if len(a) == len(pick) else a for a in arrays]
-        if any(a.shape != own[key].shape for a, key in zip(arrays, keys, strict=True)):
-            reshaped += 1
-            continue
-        chosen.update(zip(keys, arrays, strict=True))
-        loaded += 1
+    chosen, fresh = fitting_layers(model, source, order)
     c = model.config
-    if not loaded:
+    if not chosen:
         raise ValueError(
             f"{path} fits no layer of this model ({c.variant}, width_multiple {c.width_multiple}, "
             f"depth_multiple {c.depth_multiple}, {c.num_classes} classes); is it the weights of another model?"
         )
     model.load_state_dict(chosen, strict=False)
+    total = len(conv_layers(model))
+    trainable = {name for name, _ in model.named_parameters()}
     params = sum(a.size for key, a in chosen.items() if key in trainable)
     line = (
-        f"loaded {loaded} of {len(layers)} layers ({params:,} of {model.count_parameters():,} parameters) from {path}"
+        f"loaded {total - sum(fresh.values())} of {total} layers "
+        f"({params:,} of {model.count_parameters():,} parameters) from {path}"
     )
-    fresh = [
-        f"{count} {what}"
-        for count, what in (
-            (absent, "layers the file does not have"),
-            (reshaped, "layers of another shape in the file"),
-            (heads, f"output convs ({note})"),
-        )
-        if count
-    ]
-    if fresh:
-        line += f"; left fresh: {', '.join(fresh)}"
+    reasons = {
+        "absent": "layers the file does not have",
+        "reshaped": "layers of another shape in the file",
+        "heads": f"output convs ({note})",
+    }
+    left = [f"{count} {reasons[why]}" for why, count in fresh.items() if count]
+    if left:
+        line += f"; left fresh: {', '.join(left)}"
     if order is not None and note:
         line += f"; the output convs' {note}"
     return line
