@@ -1,4 +1,4 @@
-"""``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, export, demo.
+"""``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, export, partial, demo.
 
 Every command has ``--help``. Errors are one line (``yolov4: error: ...``), not a traceback.
 """
@@ -51,6 +51,8 @@ def train_command(args: argparse.Namespace) -> None:
             "out": args.out,
             "seed": args.seed,
             "exist_ok": args.exist_ok or None,
+            "weights": args.weights,
+            "freeze": args.freeze,
         }.items()
         if v is not None
     }
@@ -239,6 +241,13 @@ def demo_command(args: argparse.Namespace) -> None:
     run_demo(args.out, args.device, epochs=args.epochs)
 
 
+def partial_command(args: argparse.Namespace) -> None:
+    from yolov4.darknet import partial
+
+    written = partial(args.cfg, args.weights, args.out, args.layers)
+    print(f"wrote {args.out}: the {written} conv layers among the first {args.layers} layers of {args.cfg}, seen 0")
+
+
 def augment_gallery_command(args: argparse.Namespace) -> None:
     from yolov4.data.formats import read_dataset
     from yolov4.data.gallery import augment_gallery
@@ -273,6 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder, numbered when it exists: runs/train2, ... (default: runs/train)")
     p.add_argument("--exist-ok", action="store_true", help="reuse --out as it is instead of numbering a new one")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="start from a darknet .weights file (yolov4.weights, yolov4.conv.137) or a .npz checkpoint: every "
+        "layer that fits is loaded, the output convs only for the same classes",
+    )
+    p.add_argument(
+        "--freeze",
+        metavar="PART",
+        help="keep part of the model as loaded (no gradient, BatchNorm statistics kept), as darknet's stopbackward "
+        "does: backbone, or N for darknet's first N layers (137: what yolov4.conv.137 holds)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")
     p.set_defaults(run=train_command)
@@ -334,6 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--darknet", nargs=2, dest="darknet_out", metavar=("OUT.cfg", "OUT.weights"), required=True)
     p.add_argument("--img", type=int, default=416, help="width and height written in the cfg (default: %(default)s)")
     p.set_defaults(run=export_command, device="cpu")
+
+    p = commands.add_parser(
+        "partial",
+        help="cut the first N layers' weights into a new .weights file, as darknet's partial does",
+        description="Write the weights of the conv layers among the first N layers of CFG's WEIGHTS to OUT, with "
+        "seen reset to 0, as darknet's partial does: partial yolov4.cfg yolov4.weights yolov4.conv.137 137.",
+    )
+    p.add_argument("cfg", metavar="CFG", help="the darknet cfg the weights belong to")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    p.add_argument("out", metavar="OUT", help="the cut file to write")
+    p.add_argument("layers", metavar="N", type=int, help="how many layers to keep (layers 0 to N-1)")
+    p.set_defaults(run=partial_command)
 
     p = commands.add_parser("summary", help="layers, output shapes, parameters and FLOPs of a model")
     p.add_argument(

@@ -4,7 +4,9 @@ A ``.weights`` file is a header (int32 major, minor, revision, then ``seen``: ui
 major * 10 + minor >= 2, else uint32) followed by float32 blobs, one group per
 ``[convolutional]`` section in cfg order: with batch normalization, its bias (beta), scale
 (gamma), rolling mean and rolling variance, then the weights (out, in, kh, kw); without,
-the bias then the weights.
+the bias then the weights. A cut file (``partial``, e.g. ``yolov4.conv.137``) holds the
+blobs of the first layers only and just ends; ``read_darknet_arrays`` reads it, or a file
+made for another class count, against a model's layers (the fine-tuning path).
 
 A cfg is accepted when its layers are, one for one, the layers this project's model would
 write for the same settings: the model describes itself (``YOLO_V4.to_darknet``) and the
@@ -138,27 +140,47 @@ def cfg_text(model: YOLO_V4, width: int = 416, height: int = 416) -> str:
 # ----------------------------------------------------------------------------- weights
 
 
+def unit_tensors(unit: Any) -> list[tuple[str, Any]]:
+    """A conv layer's tensors in .weights order, each with its name inside the ConvUnit."""
+    if unit.bn is None:
+        return [("conv.bias", unit.conv.bias), ("conv.weight", unit.conv.weight)]
+    bn = unit.bn
+    return [
+        ("bn.bias", bn.bias),
+        ("bn.weight", bn.weight),
+        ("bn.running_mean", bn.running_mean),
+        ("bn.running_var", bn.running_var),
+        ("conv.weight", unit.conv.weight),
+    ]
+
+
+def conv_layers(model: YOLO_V4) -> list[tuple[int, str, Any]]:
+    """(darknet layer index, state_dict prefix, ConvUnit) of every conv layer, in cfg order."""
+    graph = model.to_darknet()
+    indices = [i for i, section in enumerate(graph.sections) if section.kind == "convolutional"]
+    names = {id(module): name for name, module in model.named_modules()}
+    return [(index, names[id(unit)], unit) for index, unit in zip(indices, graph.units, strict=True)]
+
+
 def _blobs(model: YOLO_V4) -> list[Any]:
     """The tensors of a .weights file in file order."""
-    tensors = []
-    for unit in model.to_darknet().units:
-        if unit.bn is not None:
-            tensors += [unit.bn.bias, unit.bn.weight, unit.bn.running_mean, unit.bn.running_var]
-        else:
-            tensors.append(unit.conv.bias)
-        tensors.append(unit.conv.weight)
-    return tensors
+    return [tensor for _, _, unit in conv_layers(model) for _, tensor in unit_tensors(unit)]
 
 
-def read_weights(model: YOLO_V4, path: str | os.PathLike) -> int:
-    """Fill ``model`` from a darknet .weights file; returns the header's ``seen``."""
-    raw = Path(path).read_bytes()
+def read_header(raw: bytes, path: str | os.PathLike) -> tuple[int, int]:
+    """(header length in bytes, ``seen``) of a .weights file's bytes."""
     if len(raw) < 16:
         raise ValueError(f"{path}: {len(raw)} bytes is too short for a darknet .weights header")
     major, minor, _ = np.frombuffer(raw[:12], dtype="<i4")
     wide = major * 10 + minor >= 2 and major < 1000 and minor < 1000
     header = 20 if wide else 16
-    seen = int(np.frombuffer(raw[12:header], dtype="<u8" if wide else "<u4")[0])
+    return header, int(np.frombuffer(raw[12:header], dtype="<u8" if wide else "<u4")[0])
+
+
+def read_weights(model: YOLO_V4, path: str | os.PathLike) -> int:
+    """Fill ``model`` from a darknet .weights file; returns the header's ``seen``."""
+    raw = Path(path).read_bytes()
+    header, seen = read_header(raw, path)
     tensors = _blobs(model)
     floats = sum(t.size for t in tensors)
     if len(raw) != header + 4 * floats:
@@ -175,11 +197,87 @@ def read_weights(model: YOLO_V4, path: str | os.PathLike) -> int:
     return seen
 
 
+def _file_bytes(arrays: list[Any], seen: int) -> bytes:
+    """A .weights file: the header (64-bit ``seen``), then ``arrays`` as float32."""
+    header = np.array(HEADER_VERSION, dtype="<i4").tobytes() + np.array([seen], dtype="<u8").tobytes()
+    return header + b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
+
+
 def weights_bytes(model: YOLO_V4, seen: int = 0) -> bytes:
     """The .weights file of ``model`` (64-bit ``seen`` header)."""
-    header = np.array(HEADER_VERSION, dtype="<i4").tobytes() + np.array([seen], dtype="<u8").tobytes()
-    body = [backend.as_numpy(t.data).astype("<f4").ravel() for t in _blobs(model)]
-    return header + np.concatenate(body).tobytes()
+    return _file_bytes([backend.as_numpy(t.data) for t in _blobs(model)], seen)
+
+
+# ----------------------------------------------------------------------------- cut files
+
+
+def _file_shapes(model: YOLO_V4, classes: int) -> list[list[tuple[str, tuple[int, ...]]]]:
+    """Per conv layer, (state_dict name, shape) of its arrays in a file made for ``classes``
+    classes: the model's own shapes, except the output convs' A * (V - C + classes) filters."""
+    per_anchor, own = model.config.values_per_anchor, model.config.num_classes
+    outputs = {id(head.output) for head in model.head}
+    layers = []
+    for _, prefix, unit in conv_layers(model):
+        shapes = []
+        for name, tensor in unit_tensors(unit):
+            shape = tuple(tensor.shape)
+            if id(unit) in outputs:  # (A * V, ...) -> (A * (V - C + classes), ...)
+                shape = (shape[0] // per_anchor * (per_anchor - own + classes), *shape[1:])
+            shapes.append((f"{prefix}.{name}", shape))
+        layers.append(shapes)
+    return layers
+
+
+def _layer_ends(layers: list[list[tuple[str, tuple[int, ...]]]]) -> list[int]:
+    """The float offset at which each layer of a file ends."""
+    return np.cumsum([sum(int(np.prod(shape)) for _, shape in layer) for layer in layers]).tolist()
+
+
+def file_classes(model: YOLO_V4, floats: int, path: str | os.PathLike) -> int:
+    """The class count of a .weights file for ``model``'s layers with ``floats`` values after
+    its header: the file holds the first k layers for some k (a cut file such as
+    ``yolov4.conv.137`` simply ends), and the output convs' sizes depend on the classes.
+    A full file's size gives them: ``floats`` = (the floats at 0 classes) + C x (per class).
+    A cut file that ends before the first output conv fits any count: the model's is returned."""
+    own = model.config.num_classes
+    at_zero, at_one = (_layer_ends(_file_shapes(model, c))[-1] for c in (0, 1))
+    per_class = at_one - at_zero
+    candidates = [own]
+    if floats > at_zero and (floats - at_zero) % per_class == 0:
+        candidates.insert(0, (floats - at_zero) // per_class)
+    for classes in candidates:
+        if floats in _layer_ends(_file_shapes(model, classes)):
+            return classes
+    c = model.config
+    raise ValueError(
+        f"{path}: {floats:,} float32 values fit no darknet file of this model ({c.variant}, width_multiple "
+        f"{c.width_multiple}, depth_multiple {c.depth_multiple}): not its first layers (a cut file), nor all of "
+        f"them ({at_zero:,} + {per_class:,} per class); is it the weights of another model?"
+    )
+
+
+def read_darknet_arrays(model: YOLO_V4, path: str | os.PathLike) -> tuple[dict[str, np.ndarray], int]:
+    """(the arrays a .weights file holds for ``model``'s layers, by state_dict name; the file's
+    class count). A cut file holds only its first layers; the output convs have the file's
+    class count (``file_classes``), which may differ from the model's."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    raw = path.read_bytes()
+    header, _ = read_header(raw, path)
+    if (len(raw) - header) % 4:
+        raise ValueError(f"{path}: {len(raw) - header} bytes after the header are not whole float32 values")
+    values = np.frombuffer(raw[header:], dtype="<f4")
+    classes = file_classes(model, values.size, path)
+    arrays, offset = {}, 0
+    for layer in _file_shapes(model, classes):
+        if offset == values.size:
+            break
+        for name, shape in layer:
+            size = int(np.prod(shape))
+            arrays[name] = values[offset : offset + size].reshape(shape)
+            offset += size
+    return arrays, classes
 
 
 # ----------------------------------------------------------------------------- public
@@ -217,3 +315,34 @@ def save_darknet(
     write_atomically(cfg_path, lambda file: file.write(text))
     payload = weights_bytes(model, seen)
     write_atomically(weights_path, lambda file: file.write(payload))
+
+
+def partial(
+    cfg_path: str | os.PathLike, weights_path: str | os.PathLike, out_path: str | os.PathLike, layers: int
+) -> int:
+    """Cut a .weights file as ``darknet partial`` does: the weights of the conv layers among
+    the cfg's first ``layers`` layers, under a new header whose ``seen`` is 0 (darknet resets
+    it, so training from the cut file starts with burn-in). ``yolov4.conv.137`` is
+    ``partial("yolov4.cfg", "yolov4.weights", "yolov4.conv.137", 137)``. Returns the number of
+    conv layers written; the file is written atomically."""
+    if layers < 1:
+        raise ValueError(f"partial: the number of layers to keep must be positive, got {layers}")
+    model = load_darknet(cfg_path)
+    arrays, classes = read_darknet_arrays(model, weights_path)
+    own = model.state_dict()
+    kept = [(index, prefix, unit) for index, prefix, unit in conv_layers(model) if index < layers]
+    blocks = []
+    for index, prefix, unit in kept:
+        for name, _ in unit_tensors(unit):
+            key = f"{prefix}.{name}"
+            if key not in arrays:
+                raise ValueError(f"partial: {weights_path} ends before layer {index}, one of the first {layers}")
+            if arrays[key].shape != own[key].shape:
+                raise ValueError(
+                    f"partial: layer {index} of {weights_path} is an output conv for {classes} classes; "
+                    f"{cfg_path} has {model.config.num_classes}"
+                )
+            blocks.append(arrays[key])
+    payload = _file_bytes(blocks, seen=0)
+    write_atomically(out_path, lambda file: file.write(payload))
+    return len(kept)

@@ -10,6 +10,15 @@ unless ``exist_ok``; a resumed run continues in its checkpoint's folder. The hel
 set is never trained on (``yolov4.data.splits``); ``splits.txt`` says where both sets come
 from and lists the validation images.
 
+Fine-tuning: ``weights`` starts the model from a darknet ``.weights`` file or one of our
+checkpoints, layer by layer where it fits (``yolov4.pretrained``), and ``freeze`` keeps the
+backbone (or darknet's first N layers) as loaded, as darknet's ``stopbackward`` keeps the
+layers before it: their parameters get no gradient and are not given to the optimizer, and
+they run in inference mode, so their BatchNorms normalize with their running statistics and
+never update them. (darknet parses the layers before a ``stopbackward`` layer with
+``train = 0``, skips them in the update, and its GPU forward runs such a layer as at
+inference time.)
+
 A checkpoint holds the model, optimizer, scheduler, EMA, epoch, random state, config and
 history, so ``resume`` continues exactly: batches are drawn from generators seeded by
 (seed, epoch, batch), and everything else that evolves is in the file.
@@ -34,12 +43,14 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.optim import lr_scheduler
 from yolov4.config import YOLO_V4Config
+from yolov4.darknet import conv_layers
 from yolov4.data.augment import AugmentConfig
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
 from yolov4.model import YOLO_V4, yolo_v4, yolo_v4_tiny
 from yolov4.plots import plot_history
+from yolov4.pretrained import load_pretrained
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
 from yolov4.validate import evaluate_model
 
@@ -89,6 +100,16 @@ def use_class_order(dataset: Any, names: list[str], what: str) -> None:
         boxes[:, 0] = order[boxes[:, 0].astype(int)]
         relabelled.append((path, boxes))
     dataset.items, dataset.class_names = relabelled, names
+
+
+def frozen_part(model: YOLO_V4, freeze: str | int | None) -> list[lucid.nn.Module]:
+    """The modules that ``TrainConfig.freeze`` keeps as loaded: the backbone, or the conv layers
+    among darknet's first N layers (``freeze=137`` is the part that ``yolov4.conv.137`` holds)."""
+    if freeze is None:
+        return []
+    if freeze == "backbone":
+        return [model.backbone]
+    return [unit for index, _, unit in conv_layers(model) if index < freeze]
 
 
 class TrainingError(RuntimeError):
@@ -185,10 +206,14 @@ class TrainConfig:
     exist_ok: bool = False  # reuse out as it is (its earlier run's files are replaced)
     eval_every: int = 1
     conf_thresh: float = 0.005
+    weights: str | None = None  # start from a darknet .weights file or a .npz checkpoint (yolov4.pretrained)
+    freeze: str | int | None = None  # "backbone", or N: darknet's first N layers; kept as loaded
 
     def __post_init__(self) -> None:
         for f in fields(self):  # every value as its field's type, or a one-line error
             setattr(self, f.name, coerce(f"TrainConfig.{f.name}", f.type, getattr(self, f.name)))
+        if isinstance(self.freeze, str) and self.freeze.isdigit():  # "137" from the command line
+            self.freeze = int(self.freeze)
         checks = {
             "img": (self.img > 0 and self.img % 32 == 0, "a positive multiple of 32"),
             "epochs": (self.epochs > 0, "a positive number"),
@@ -202,6 +227,10 @@ class TrainConfig:
             "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
             "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
             "lr": (self.lr > 0, "a positive number"),
+            "freeze": (
+                self.freeze in (None, "backbone") or (type(self.freeze) is int and self.freeze > 0),
+                "backbone or a positive number of layers",
+            ),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
@@ -313,6 +342,14 @@ class Trainer:
             cmbn=config.cmbn,
             **config.model_options,
         ).to(config.device)
+        if config.weights:
+            print(load_pretrained(self.model, config.weights, self.class_names), flush=True)
+        self.frozen = frozen_part(self.model, config.freeze)
+        for module in self.frozen:  # no gradient, and not given to the optimizer
+            for parameter in module.parameters():
+                parameter.requires_grad = False
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError(f"TrainConfig.freeze = {config.freeze!r} freezes every layer: nothing would train")
         sizes = [s for s in range(32, 2 * config.img, 32) if 0.7 * config.img <= s <= 1.3 * config.img]
         self.loader = DetectionLoader(
             self.train_set,
@@ -337,7 +374,7 @@ class Trainer:
 
     def _optimizer(self):
         c = self.config
-        params = list(self.model.parameters())
+        params = [p for p in self.model.parameters() if p.requires_grad]  # not a frozen part's
         if c.optimizer == "sgd":
             return lucid.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
@@ -402,6 +439,8 @@ class Trainer:
             if c.sat:  # two passes over the mini-batch: copy its targets to the device once
                 part_targets = self.model.pack_targets(part_targets, part.shape)
                 part = self_adversarial_images(self.model, part, part_targets, c.sat)
+            for module in self.frozen:  # in inference mode, as darknet runs the layers before stopbackward
+                module.eval()
             try:
                 loss = self.model.get_loss(part, part_targets)
             except FloatingPointError as error:

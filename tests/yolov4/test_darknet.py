@@ -7,7 +7,7 @@ import minilucid as lucid
 from tests.yolov4.conftest import randomize
 from yolov4 import yolo_v4, yolo_v4_tiny
 from yolov4.cfg import Section, parse_cfg, structure
-from yolov4.darknet import cfg_text, load_darknet, save_darknet
+from yolov4.darknet import cfg_text, load_darknet, partial, save_darknet
 
 
 def small():
@@ -54,6 +54,9 @@ def test_full_yolov4_weights_file_is_exactly_257717640_bytes(tmp_path):
     loaded = load_darknet(tmp_path / "yolov4.cfg", tmp_path / "yolov4.weights")
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         np.testing.assert_array_equal(a, b, err_msg=name)
+    # darknet's yolov4.conv.137 (layers 0-136) is "162 MB": 20 + 4 x 42,509,664 bytes
+    assert partial(tmp_path / "yolov4.cfg", tmp_path / "yolov4.weights", tmp_path / "yolov4.conv.137", 137) == 92
+    assert (tmp_path / "yolov4.conv.137").stat().st_size == 170_038_676 == 20 + 4 * 42_509_664
 
 
 def test_32_bit_seen_header(tmp_path):

@@ -1,0 +1,242 @@
+"""Fine-tuning: starting weights from darknet files (full or cut by ``partial``) and from our
+checkpoints, layer by layer; a frozen backbone that stays as loaded."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import minilucid as lucid
+from tests.yolov4.conftest import randomize
+from yolov4.__main__ import main
+from yolov4.darknet import conv_layers, save_darknet, unit_tensors
+from yolov4.data.shapes import CLASS_NAMES
+from yolov4.pretrained import load_pretrained
+from yolov4.train import TrainConfig, Trainer, build_model
+
+NAMES = ["a", "b", "c"]
+
+
+def source(classes, seed=1, model="small"):
+    """A model with random weights and BatchNorm statistics (the writer's input)."""
+    built = build_model(model, classes)
+    randomize(built, seed=seed)
+    return built
+
+
+def arrays_of(model):
+    return {k: np.array(v) for k, v in model.state_dict().items()}
+
+
+def layer_keys(model):
+    """(darknet layer index, whether it is an output conv, its state_dict keys) per conv layer."""
+    outputs = {id(head.output) for head in model.head}
+    return [
+        (index, id(unit) in outputs, [f"{prefix}.{name}" for name, _ in unit_tensors(unit)])
+        for index, prefix, unit in conv_layers(model)
+    ]
+
+
+def assert_layers(model, expected, keys, err=""):
+    for key in keys:
+        np.testing.assert_array_equal(np.array(model.state_dict()[key]), expected[key], err_msg=f"{err} {key}")
+
+
+def test_darknet_file_loads_every_layer_and_the_output_convs_only_for_the_same_class_count(tmp_path):
+    written = source(5)
+    save_darknet(written, tmp_path / "m.cfg", tmp_path / "m.weights")
+    file_values = arrays_of(written)
+
+    three = build_model("small", 3)
+    fresh = arrays_of(three)
+    line = load_pretrained(three, tmp_path / "m.weights", NAMES)
+    layers = layer_keys(three)
+    for _, output, keys in layers:
+        assert_layers(three, fresh if output else file_values, keys, "output conv fresh" if output else "loaded")
+    head_params = sum(h.output.conv.weight.size + h.output.conv.bias.size for h in three.head)
+    loaded = three.count_parameters() - head_params
+    assert line == (
+        f"loaded {len(layers) - 3} of {len(layers)} layers ({loaded:,} of {three.count_parameters():,} parameters) "
+        f"from {tmp_path / 'm.weights'}; left fresh: 3 output convs (5 classes in the file, 3 in the data)"
+    )
+
+    five = build_model("small", 5)
+    line = load_pretrained(five, tmp_path / "m.weights", list("vwxyz"))
+    assert_layers(five, file_values, file_values, "all")
+    assert line.startswith(f"loaded {len(layers)} of {len(layers)} layers") and "fresh" not in line
+
+
+def test_partial_cuts_the_first_n_layers_and_the_cut_file_loads_into_exactly_those(tmp_path, capsys):
+    written = source(3)
+    save_darknet(written, tmp_path / "m.cfg", tmp_path / "m.weights", seen=123456)
+    file_values = arrays_of(written)
+    layers = layer_keys(written)
+    cut = layers[len(layers) // 2][0] + 1  # darknet layers 0..cut-1, half of the conv layers
+    kept = [keys for index, _, keys in layers if index < cut]
+    assert (
+        main(["partial", str(tmp_path / "m.cfg"), str(tmp_path / "m.weights"), str(tmp_path / "m.cut"), str(cut)]) == 0
+    )
+    assert f"the {len(kept)} conv layers among the first {cut} layers" in capsys.readouterr().out
+
+    raw = (tmp_path / "m.cut").read_bytes()
+    assert np.frombuffer(raw[:12], "<i4").tolist() == [0, 2, 5]  # darknet's header layout
+    assert int(np.frombuffer(raw[12:20], "<u8")[0]) == 0  # darknet's partial resets seen
+    floats = sum(file_values[key].size for keys in kept for key in keys)
+    assert len(raw) == 20 + 4 * floats
+
+    model = build_model("small", 3)
+    fresh = arrays_of(model)
+    line = load_pretrained(model, tmp_path / "m.cut", NAMES)
+    for index, _, keys in layers:
+        assert_layers(model, file_values if index < cut else fresh, keys, f"layer {index}")
+    assert f"loaded {len(kept)} of {len(layers)} layers" in line
+    assert f"left fresh: {len(layers) - len(kept)} layers the file does not have" in line
+
+    next_conv = layers[len(kept)][0]  # a cut file cannot be cut past its end
+    assert main(["partial", *(str(tmp_path / f) for f in ("m.cfg", "m.cut", "x")), str(next_conv + 1)]) == 1
+    assert f"ends before layer {next_conv}" in capsys.readouterr().err
+
+
+def test_checkpoint_classes_in_another_order_are_remapped_by_name(tmp_path):
+    written = source(3, seed=2)
+    checkpoint = tmp_path / "ckpt.npz"
+    lucid.save(
+        {
+            "model": written.state_dict(),
+            "model_config": json.dumps(written.config.to_dict()),
+            "class_names": json.dumps(NAMES),
+        },
+        checkpoint,
+    )
+    order = ["c", "a", "b"]
+    permuted = build_model("small", 3)
+    line = load_pretrained(permuted, checkpoint, order)
+    assert (
+        "loaded 82 of 82 layers" in line and "class channels reordered by name from the file's ['a', 'b', 'c']" in line
+    )
+    x = lucid.random.rand(2, 3, 64, 64)
+    with lucid.no_grad():
+        for ours, theirs in zip(permuted.eval()(x), written.eval()(x), strict=True):
+            ours, theirs = (m.numpy().reshape(2, 3, 8, *m.shape[2:]) for m in (ours, theirs))  # (N, A, 5+C, H, W)
+            np.testing.assert_allclose(ours[:, :, :5], theirs[:, :, :5], rtol=1e-5, atol=1e-5)
+            for k, name in enumerate(order):
+                np.testing.assert_allclose(ours[:, :, 5 + k], theirs[:, :, 5 + NAMES.index(name)], rtol=1e-5, atol=1e-5)
+    found = permuted.predict(x, conf_thresh=0.3)
+    expected = written.predict(x, conf_thresh=0.3)
+    assert sum(map(len, expected)) > 0
+    for ours, theirs in zip(found, expected, strict=True):
+        assert [order[d["class_id"]] for d in ours] == [NAMES[d["class_id"]] for d in theirs]
+        np.testing.assert_allclose([d["score"] for d in ours], [d["score"] for d in theirs], rtol=1e-4)
+
+    other = build_model("small", 3)
+    fresh = arrays_of(other)
+    line = load_pretrained(other, checkpoint, ["a", "b", "dog"])
+    assert line.endswith(
+        "left fresh: 3 output convs (the file's classes ['a', 'b', 'c'] are not the data's ['a', 'b', 'dog'])"
+    )
+    for _, output, keys in layer_keys(other):
+        assert_layers(other, fresh if output else arrays_of(written), keys)
+
+
+def test_a_file_of_another_model_is_a_one_line_error(tmp_path):
+    tiny = source(3, model="tiny-small")
+    save_darknet(tiny, tmp_path / "tiny.cfg", tmp_path / "tiny.weights")
+    with pytest.raises(
+        ValueError, match=r"tiny.weights: [\d,]+ float32 values fit no darknet file of this model \(yolov4,"
+    ) as error:
+        load_pretrained(build_model("small", 3), tmp_path / "tiny.weights", NAMES)
+    assert "\n" not in str(error.value)
+    raw = (tmp_path / "tiny.weights").read_bytes()
+    (tmp_path / "longer.weights").write_bytes(raw + bytes(4))  # one float past the full file: no class count fits
+    with pytest.raises(ValueError, match="fit no darknet file of this model"):
+        load_pretrained(build_model("tiny-small", 3), tmp_path / "longer.weights", NAMES)
+    (tmp_path / "odd.weights").write_bytes(raw + bytes(2))
+    with pytest.raises(ValueError, match="are not whole float32 values"):
+        load_pretrained(build_model("tiny-small", 3), tmp_path / "odd.weights", NAMES)
+    lucid.save(
+        {
+            "model": tiny.state_dict(),
+            "model_config": json.dumps(tiny.config.to_dict()),
+            "class_names": json.dumps(NAMES),
+        },
+        tmp_path / "tiny.npz",
+    )
+    with pytest.raises(ValueError, match=r"tiny.npz fits no layer of this model \(yolov4, width_multiple 0.25"):
+        load_pretrained(build_model("small", 3), tmp_path / "tiny.npz", NAMES)
+    with pytest.raises(FileNotFoundError, match="no weights file at"):
+        load_pretrained(build_model("small", 3), tmp_path / "missing.weights", NAMES)
+    with pytest.raises(
+        ValueError, match=r"TrainConfig.freeze = 'neck' is invalid: expected backbone or a positive number"
+    ):
+        TrainConfig(freeze="neck")
+
+
+def test_a_frozen_backbone_stays_as_loaded_while_the_rest_trains_and_resumes_exactly(tiny_dataset, tmp_path, capsys):
+    written = source(len(CLASS_NAMES), seed=3)
+    save_darknet(written, tmp_path / "m.cfg", tmp_path / "m.weights")
+    file_values = arrays_of(written)
+
+    def config(out, **overrides):
+        settings = dict(
+            data=str(tiny_dataset),
+            model="small",
+            img=64,
+            epochs=2,
+            batch=4,
+            optimizer="sgd",
+            lr=1e-2,
+            burn_in=1,
+            out=str(out),
+            seed=3,
+            sat=0.02,
+            weights=str(tmp_path / "m.weights"),
+            freeze="backbone",
+        )
+        return TrainConfig(**{**settings, **overrides})
+
+    straight = Trainer(config(tmp_path / "run"), progress=False)
+    assert "loaded 82 of 82 layers" in capsys.readouterr().out
+    trainable = {id(p) for p in straight.model.parameters()} - {id(p) for p in straight.model.backbone.parameters()}
+    assert {id(p) for group in straight.optimizer.param_groups for p in group["params"]} == trainable
+    straight.fit(epochs=1)
+    (tmp_path / "stopped").mkdir()
+    shutil.copy(tmp_path / "run" / "last.npz", tmp_path / "stopped" / "last.npz")
+    straight.fit()
+    after = arrays_of(straight.model)
+    backbone = [k for k in after if k.startswith("backbone.")]
+    assert backbone
+    for key in backbone:  # weights and BatchNorm statistics alike
+        np.testing.assert_array_equal(after[key], file_values[key], err_msg=key)
+    moved = [k for k in after if not k.startswith("backbone.") and not np.array_equal(after[k], file_values[k])]
+    assert {k for k in after if not k.startswith("backbone.") and k.endswith(("conv.weight", "running_mean"))} <= set(
+        moved
+    )
+
+    resumed = Trainer(config(tmp_path / "other"), progress=False)
+    resumed.resume(tmp_path / "stopped" / "last.npz")
+    resumed.fit()
+    for key, value in after.items():
+        np.testing.assert_array_equal(arrays_of(resumed.model)[key], value, err_msg=key)
+
+
+def test_freeze_n_keeps_darknets_first_n_layers(tiny_dataset, tmp_path):
+    settings = dict(data=str(tiny_dataset), img=64, batch=4, optimizer="sgd", lr=1e-2, burn_in=0, out=str(tmp_path))
+    trainer = Trainer(TrainConfig(**settings, freeze="60"), progress=False)  # as --freeze 60 gives it
+    assert trainer.config.freeze == 60
+    with pytest.raises(ValueError, match=r"TrainConfig.freeze = 1000 freezes every layer: nothing would train"):
+        Trainer(TrainConfig(**settings, freeze=1000), progress=False)
+    before = arrays_of(trainer.model)
+    trainer.loader.set_epoch(0)
+    images, targets = next(iter(trainer.loader))
+    trainer.model.train()
+    trainer.train_batch(images, targets)
+    after = arrays_of(trainer.model)
+    layers = layer_keys(trainer.model)
+    assert any(index < 60 for index, _, _ in layers) and any(index >= 60 for index, _, _ in layers)
+    for index, _, keys in layers:
+        for key in keys:
+            if index < 60:
+                np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+            elif key.endswith("conv.weight"):
+                assert not np.array_equal(after[key], before[key]), key
