@@ -2,34 +2,41 @@
 
 A BLAS product runs on every core, a NumPy ufunc on one. But NumPy lets go of Python's
 global lock while a ufunc (or a copy) runs over its arrays, so Python threads that call
-ufuncs on *different parts* of an array really do run at the same time. That is all this
+ufuncs on *different blocks* of an array really do run at the same time. That is all this
 module does:
 
     parallel.chunked(kernel, out, *args)
 
-splits ``out`` and every argument along axis 0 into one part per thread and calls
-``kernel(out_part, *arg_parts)`` on each part, on a pool of threads; the caller's thread
-waits. An argument is split when it is an array whose first axis is as long as ``out``'s;
-anything else (a Python or NumPy scalar, a 0-d array, an array of first axis 1 that
-broadcasts) goes whole to every part. A kernel writes its result into its ``out`` part.
+cuts ``out`` and every argument along axis 0 into blocks of about ``BLOCK_SIZE`` elements
+and calls ``kernel(out_block, *arg_blocks)`` on each. The caller's thread and the pool's
+threads take the blocks in turn from one queue, so a thread whose core is busy elsewhere
+simply takes fewer. An argument is cut when it is an array whose first axis is as long as
+``out``'s; anything else (a Python or NumPy scalar, a 0-d array, an array of first axis 1
+that broadcasts) goes whole to every block. A kernel writes its results into its blocks.
 
-Callers reshape their arrays so that axis 0 is long: element-wise ops pass flat views
-(``x.reshape(-1)``), per-channel ops pass (N*C, H*W) maps with (N*C, 1) columns.
+Blocks help even on one core: a kernel of several passes (Mish's eight) works on a block
+that stays in the core's cache, so it reads and writes main memory about once, and its
+temporaries are small arrays that malloc reuses instead of fresh pages from the kernel.
+
+Callers reshape their arrays so that axis 0 is long: element-wise ops go through
+``elementwise``, which passes flat views; per-channel ops pass (N*C, H*W) maps with
+(N*C, 1) columns; im2col passes (N*C, KH, KW, OH, OW) windows.
 
 Results are the same to the bit as ``kernel(out, *args)`` run once on the whole arrays:
-every element goes through the same ufunc calls in the same order, only in another thread.
-No sum crosses a part (a kernel with a reduction must reduce along another axis than 0).
+every element goes through the same ufunc calls in the same order, only in another block.
+So a kernel must not sum across axis 0; none here sums at all (the reductions of
+BatchNorm stay whole NumPy calls, in their original order).
 
-When it runs inline instead (``kernel(out, *args)`` on the caller's thread):
-- the pool is switched off: ``set_num_threads(1)`` or ``MINILUCID_NUM_THREADS=1``;
-- the arrays are small (under ``MIN_PARALLEL_SIZE`` elements of ``out``), where waking a
-  thread costs more than it saves;
-- the arrays live on a GPU (CuPy runs the kernel across the whole device anyway);
-- ``out`` or a split argument is not C-contiguous (its parts would be strided).
+It runs ``kernel(out, *args)`` once, on the caller's thread, when
+- the arrays are small (``out`` under ``MIN_PARALLEL_SIZE`` elements): waking a thread
+  costs about 10 us, more than a small kernel takes;
+- the arrays live on a GPU (one CuPy kernel covers the whole device);
+- ``out`` is not C-contiguous.
 
-The pool has as many threads as the process may use cores (like OpenBLAS's default), or
-``MINILUCID_NUM_THREADS``. It is only busy while BLAS is not (an op runs one after the
-other), so the two never compete for the cores.
+Threads: as many as the process may use cores (like OpenBLAS's default), or
+``MINILUCID_NUM_THREADS``, or ``set_num_threads(n)``; 1 turns the pool off (blocks are then
+all taken by the caller's thread). The pool is busy only while BLAS is not (one op runs
+after the other), so the two never compete for the cores.
 """
 
 from __future__ import annotations
@@ -43,10 +50,10 @@ from typing import Any
 from minilucid import backend
 
 # Measured on a 2-core Xeon (docs/performance.md): below ~64K float32 elements (256 KB)
-# handing parts to a second thread costs as much as it saves.
+# handing blocks to a second thread costs as much as it saves.
 MIN_PARALLEL_SIZE = 1 << 16
-# Each thread walks its part in blocks of about this many elements, so that a kernel's
-# temporaries stay in the core's cache (a kernel of several passes then reads memory once).
+# 32K float32 elements (128 KB) per array: a kernel's inputs, outputs and temporaries stay
+# within a core's 1-2 MB L2 cache.
 BLOCK_SIZE = 1 << 15
 
 _pool: ThreadPoolExecutor | None = None
@@ -103,13 +110,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def part_bounds(length: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` (start, stop) ranges covering 0..length, sizes differing by at most one."""
-    parts = max(1, min(parts, length))
-    edges = [length * k // parts for k in range(parts + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
-
-
 def runs_inline(out: Any) -> bool:
     """True when ``chunked`` would call the kernel once, on the whole arrays, on the caller's thread."""
     return backend.is_gpu_array(out) or out.ndim == 0 or out.size < MIN_PARALLEL_SIZE or not out.flags.c_contiguous
@@ -142,23 +142,27 @@ def block_bounds(out: Any) -> list[tuple[int, int]]:
 
 
 def chunked(kernel: Callable[..., None], out: Any, *args: Any) -> Any:
-    """``kernel(out, *args)``, run block by block on the pool's threads; returns ``out``."""
+    """``kernel(out, *args)``, run block by block by the caller's and the pool's threads; returns ``out``."""
     if runs_inline(out):
         kernel(out, *args)
         return out
     blocks = block_bounds(out)
+    queue, lock = iter(blocks), threading.Lock()
 
-    def run_blocks(first: int, last: int) -> None:  # blocks[first:last], in order
-        for start, stop in blocks[first:last]:
-            part = slice(start, stop)
+    def take_blocks() -> None:  # runs the next block left, until none is left
+        while True:
+            with lock:
+                bounds = next(queue, None)
+            if bounds is None:
+                return
+            part = slice(*bounds)
             kernel(out[part], *(a[part] if _is_split(a, out) else a for a in args))
 
-    parts = part_bounds(len(blocks), _threads)
-    pool = _get_pool() if len(parts) > 1 else None
-    futures = [pool.submit(run_blocks, *bounds) for bounds in parts[1:]]
+    helpers = [_get_pool().submit(take_blocks) for _ in range(min(_threads, len(blocks)) - 1)]
     try:
-        run_blocks(*parts[0])  # the caller's thread takes the first part
+        take_blocks()  # the caller's thread works too
     finally:
-        for future in futures:
-            future.result()  # waits, and re-raises a kernel's error here
+        for helper in helpers:
+            if not helper.cancel():  # one that never started (its core was busy) is not waited for
+                helper.result()  # waits, and re-raises a kernel's error here
     return out

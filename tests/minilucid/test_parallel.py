@@ -7,6 +7,7 @@ bit for bit (docs/performance.md, "A lesson about order", says why a last bit ma
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -123,13 +124,14 @@ def test_threaded_sgd_steps_equal_unthreaded_to_the_bit(nesterov, pool):
     np.testing.assert_array_equal(got[1], expected[1])
 
 
-def calls_of(kernel_size: int):
-    """Run a recording kernel on ``kernel_size`` elements; return (thread name, part size) per call."""
+def calls_of(kernel_size: int, seconds_per_call: float = 0.0):
+    """Run a recording kernel on ``kernel_size`` elements; return (thread name, block size) per call."""
     calls = []
 
     def record(out, x):
         calls.append((threading.current_thread().name, out.size))
         np.multiply(x, 2, out=out)
+        time.sleep(seconds_per_call)  # lets the other thread take the next block
 
     x = np.arange(kernel_size, dtype=np.float32)
     out = parallel.chunked(record, np.empty_like(x), x)
@@ -141,10 +143,10 @@ def test_large_arrays_run_on_the_pool_threads_and_the_switch_turns_it_off():
     previous = parallel.get_num_threads()
     try:
         parallel.set_num_threads(2)
-        calls = calls_of(4 * parallel.BLOCK_SIZE)
-        # The caller's thread takes the first part, the pool's one thread the second.
+        calls = calls_of(8 * parallel.BLOCK_SIZE, seconds_per_call=0.05)
+        # The caller's thread and the pool's one thread share the blocks.
         assert {name.split("_")[0] for name, _ in calls} == {threading.current_thread().name, "minilucid"}
-        assert sum(size for _, size in calls) == 4 * parallel.BLOCK_SIZE
+        assert sum(size for _, size in calls) == 8 * parallel.BLOCK_SIZE
         assert max(size for _, size in calls) <= parallel.BLOCK_SIZE
         parallel.set_num_threads(1)
         calls = calls_of(4 * parallel.BLOCK_SIZE)
@@ -186,13 +188,25 @@ def test_a_kernels_error_reaches_the_caller(pool):
         parallel.chunked(broken, np.zeros(100), np.zeros(100))
 
 
-def test_part_bounds_cover_every_index_once():
-    for length, parts in [(1, 2), (5, 2), (7, 3), (100, 8), (3, 16)]:
-        bounds = parallel.part_bounds(length, parts)
-        covered = [i for start, stop in bounds for i in range(start, stop)]
-        assert covered == list(range(length))
-        sizes = [stop - start for start, stop in bounds]
-        assert max(sizes) - min(sizes) <= 1
+def test_blocks_cover_every_row_once_and_hold_about_a_block_size(monkeypatch):
+    monkeypatch.setattr(parallel, "BLOCK_SIZE", 100)
+    for shape in [(1,), (7, 3), (250,), (3, 1000), (40, 30)]:
+        bounds = parallel.block_bounds(np.empty(shape))
+        assert [i for start, stop in bounds for i in range(start, stop)] == list(range(shape[0]))
+        row = int(np.prod(shape[1:]))
+        assert all((stop - start) * row <= max(100, row) for start, stop in bounds)
+
+
+def test_a_thread_that_never_starts_is_not_waited_for(pool):
+    """The caller takes every block when the pool's thread is held up (its core busy)."""
+    pool("threaded")
+    release = threading.Event()
+    parallel._get_pool().submit(release.wait)  # the pool's only thread is now busy
+    try:
+        calls = calls_of(4 * parallel.BLOCK_SIZE)
+        assert {name for name, _ in calls} == {threading.current_thread().name}
+    finally:
+        release.set()
 
 
 @pytest.mark.parametrize("device", DEVICES)
