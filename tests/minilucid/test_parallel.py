@@ -106,22 +106,33 @@ def test_threaded_kernels_equal_the_plain_formulas(pool):
     np.testing.assert_array_equal(mish.backward(gy), expected_gx)
 
 
-@pytest.mark.parametrize("nesterov", [False, True])
-def test_threaded_sgd_steps_equal_unthreaded_to_the_bit(nesterov, pool):
+OPTIMIZERS = {
+    "sgd": lambda p: lucid.optim.SGD(p, lr=0.01, momentum=0.949, weight_decay=5e-4),
+    "sgd_nesterov": lambda p: lucid.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True),
+    "sgd_plain": lambda p: lucid.optim.SGD(p, lr=0.01),
+    "adam": lambda p: lucid.optim.Adam(p, lr=0.01, weight_decay=5e-4),
+    "adamw": lambda p: lucid.optim.AdamW(p, lr=0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_threaded_optimizer_steps_equal_unthreaded_to_the_bit(name, pool):
     def trajectory():
         param = lucid.nn.Parameter(inputs((7, 301), 5))
-        optimizer = lucid.optim.SGD([param], lr=0.01, momentum=0.949, weight_decay=5e-4, nesterov=nesterov)
+        optimizer = OPTIMIZERS[name]([param])
         for step in range(3):
             param.grad = inputs((7, 301), 6 + step)
             optimizer.step()
-        return param.numpy().copy(), optimizer.state[0]["momentum_buffer"].copy()
+        state = [v.copy() for v in optimizer.state[0].values() if hasattr(v, "shape")]
+        return [param.numpy().copy(), *state]
 
     pool("whole")
     expected = trajectory()
     pool("threaded")
     got = trajectory()
-    np.testing.assert_array_equal(got[0], expected[0])
-    np.testing.assert_array_equal(got[1], expected[1])
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def calls_of(kernel_size: int, seconds_per_call: float = 0.0):
