@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -11,11 +14,12 @@ from collections.abc import Callable
 def set_threads(threads: int) -> None:
     """Pin BLAS and PyTorch to ``threads``; call before importing NumPy or PyTorch.
 
+    MINILUCID_NUM_THREADS sizes minilucid's element-wise pool (``minilucid.parallel``) alike.
     OMP_WAIT_POLICY=PASSIVE stops PyTorch's OpenMP workers from spinning after each call:
     measured here, their spinning slowed the NumPy call that followed from 6.3 to 10.9 ms,
     which would make an interleaved comparison unfair to whichever library runs second.
     """
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINILUCID_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -39,3 +43,52 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    """The CPU's name as the kernel reports it, and whether it has AVX-512 (Linux's /proc)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            lines = info.read().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)  # the last core's fields
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    avx512 = ", AVX-512" if "avx512f" in fields.get("flags", "").split() else ""
+    return f"{fields.get('model name', 'unknown CPU')} ({fields.get('vendor_id', '?')}{avx512})"
+
+
+def numpy_blas() -> str:
+    """NumPy's BLAS: its name and version, and for OpenBLAS the kernels it chose at run time."""
+    import numpy
+
+    blas = numpy.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    text = f"{blas.get('name', 'unknown BLAS')} {blas.get('version', '')}".strip()
+    # NumPy's wheels bundle OpenBLAS; it reports the core type it picked (SkylakeX, Haswell, ...).
+    for library in glob.glob(os.path.join(os.path.dirname(numpy.__file__), "..", "numpy.libs", "*openblas*")):
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+            function = getattr(ctypes.CDLL(library), symbol, None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                return f"{text}, {function().decode()} kernels"
+    return text
+
+
+def machine_line() -> str:
+    """One line naming what a table was measured on: CPU, cores, NumPy's BLAS, PyTorch, threads."""
+    import numpy
+
+    import minilucid
+
+    try:
+        import torch
+
+        torch_text = f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        torch_text = "PyTorch not installed"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"Machine: {cpu_model()}, {cores} cores; NumPy {numpy.__version__} with {numpy_blas()} "
+        f"({os.environ.get('OPENBLAS_NUM_THREADS', 'default')} threads); {torch_text}; "
+        f"minilucid element-wise pool {minilucid.get_num_threads()} threads"
+    )

@@ -10,7 +10,9 @@ Cases:
   twin: the sum of its outputs), backward and an SGD step (momentum, weight decay), at 416
   for each ``--train`` batch size.
 
-Times are medians of ``--repeats`` interleaved runs after a warm-up, in one process. Peak
+Times are medians of ``--repeats`` interleaved runs after a warm-up, in one process;
+``--pool-off-too`` adds minilucid with its element-wise pool off (``minilucid.parallel``)
+to the interleaving, a before/after of the pool in one run. Peak
 memory is measured apart: each case runs again in a fresh process per library (the twin's
 process never holds minilucid's model) and reports its peak resident set size.
 ``--plot`` writes time against input size and batch for docs/performance.md.
@@ -29,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import interleaved_medians, markdown_table, set_threads  # noqa: E402
+from common import interleaved_medians, machine_line, markdown_table, set_threads  # noqa: E402
 
 TRAIN_SIZE = 416
 
@@ -110,6 +112,21 @@ def torch_step(twin, kind: str, batch: int, size: int):
     return step
 
 
+def with_pool_threads(threads: int, run):
+    """``run`` with minilucid's element-wise pool set to ``threads`` threads while it runs."""
+    import minilucid
+
+    def wrapped():
+        previous = minilucid.get_num_threads()
+        minilucid.set_num_threads(threads)
+        try:
+            run()
+        finally:
+            minilucid.set_num_threads(previous)
+
+    return wrapped
+
+
 def peak_memory_mb(model_name: str, library: str, kind: str, batch: int, size: int, threads: int) -> float:
     """Peak RSS in MB of a fresh process that builds the model and runs the case twice."""
     command = [sys.executable, __file__, "--memory-child", library, kind, str(batch), str(size)]
@@ -156,6 +173,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument(
+        "--pool-off-too", action="store_true", help="also time minilucid with its element-wise pool off (interleaved)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--plot", type=Path, help="write the time plot here (PNG)")
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
@@ -177,13 +197,10 @@ def main() -> None:
     cases = [("forward", 1, size) for size in args.forward] + [("train", b, TRAIN_SIZE) for b in args.train]
     rows, records = [], []
     for kind, batch, size in cases:
-        times = interleaved_medians(
-            {
-                "ours": minilucid_step(model, kind, batch, size),
-                "torch": torch_step(twin, kind, batch, size),
-            },
-            args.repeats,
-        )
+        runs = {"ours": minilucid_step(model, kind, batch, size), "torch": torch_step(twin, kind, batch, size)}
+        if args.pool_off_too:
+            runs["ours_pool_off"] = with_pool_threads(1, minilucid_step(model, kind, batch, size))
+        times = interleaved_medians(runs, args.repeats)
         record = {"model": args.model, "kind": kind, "batch": batch, "size": size, **times}
         record["gflops"] = count_flops(model, size) * batch * (1 if kind == "forward" else 3) / 1e9
         if not args.no_memory:
@@ -193,8 +210,11 @@ def main() -> None:
         rows.append(format_row(record))
         print(" | ".join(rows[-1]), flush=True)
     header = ["case", "minilucid s", "PyTorch s", "ratio", "minilucid GFLOP/s", "minilucid MB", "PyTorch MB", "ratio"]
+    if args.pool_off_too:
+        header += ["pool off s", "pool off ratio"]
     print(f"\n{args.threads} threads, median of {args.repeats}\n")
     print(markdown_table(header, rows))
+    print(f"\n{machine_line()}")
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
     if args.plot:
@@ -207,6 +227,9 @@ def format_row(record: dict) -> list[str]:
     if "ours_mb" in record:
         ratio = record["ours_mb"] / record["torch_mb"]
         memory = [f"{record['ours_mb']:.0f}", f"{record['torch_mb']:.0f}", f"{ratio:.2f}"]
+    pool_off = []
+    if "ours_pool_off" in record:
+        pool_off = [f"{record['ours_pool_off']:.3f}", f"{record['ours_pool_off'] / record['torch']:.2f}"]
     return [
         f"{record['model']} {record['kind']} {record['size']}x{record['size']} batch {record['batch']}",
         f"{record['ours']:.3f}",
@@ -214,6 +237,7 @@ def format_row(record: dict) -> list[str]:
         f"{record['ours'] / record['torch']:.2f}",
         f"{record['gflops'] / record['ours']:.0f}",
         *memory,
+        *pool_off,
     ]
 
 

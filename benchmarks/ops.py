@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import interleaved_medians, markdown_table, set_threads  # noqa: E402
+from common import interleaved_medians, machine_line, markdown_table, set_threads  # noqa: E402
 
 # (in_channels, out_channels, kernel, stride, input size) of every distinct YOLOv4 conv at 416.
 YOLOV4_CONVS = [
@@ -208,6 +208,7 @@ def main() -> None:
     print()
     print(f"minilucid {device} vs PyTorch {torch_device}, {args.threads} threads, median of {args.repeats}")
     print(text)
+    print(f"\n{machine_line()}")
     if args.markdown:
         args.markdown.write_text(text + "\n")
 

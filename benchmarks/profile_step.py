@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import markdown_table, set_threads  # noqa: E402
+from common import machine_line, markdown_table, set_threads  # noqa: E402
 
 
 def all_subclasses(cls: type) -> list[type]:
@@ -89,7 +89,8 @@ def main() -> None:
     system = cpu_after.system - cpu_before.system
     print(f"{args.model} training step, {args.size}x{args.size}, batch {args.batch}, {args.threads} threads\n")
     print(markdown_table(["where", "seconds", "% of step"], rows))
-    print(f"\nCPU time: user {user:.2f} s, system {system:.2f} s ({100 * system / (user + system):.0f}% system)")
+    print(f"\n{machine_line()}")
+    print(f"CPU time: user {user:.2f} s, system {system:.2f} s ({100 * system / (user + system):.0f}% system)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from minilucid import (  # noqa: E402
     data,
     nn,
     optim,
+    parallel,
     random,  # noqa: E402, I001  (after Tensor: it builds tensors)
 )
 from minilucid.autograd import enable_grad, grad_enabled, no_grad
@@ -68,6 +69,7 @@ from minilucid.ops import (
     var,
     where,
 )
+from minilucid.parallel import get_num_threads, set_num_threads
 from minilucid.serialization import load, save  # noqa: E402
 from minilucid.tensor import Tensor
 

@@ -4,13 +4,16 @@
     p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
 Adam adds weight_decay * p to g (L2); AdamW instead shrinks p by (1 - lr * weight_decay).
+The step runs as a kernel of ``minilucid.parallel`` (every core, cache-sized blocks).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 
+from minilucid import parallel
 from minilucid.backend import get_array_module
 from minilucid.optim.optimizer import Optimizer
 
@@ -34,24 +37,30 @@ class Adam(Optimizer):
 
     def update(self, param, grad, group, state) -> None:
         xp = get_array_module(param.data)
-        p, lr, decay = param.data, group["lr"], group["weight_decay"]
-        beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p)
-            state["exp_avg_sq"] = xp.zeros_like(p)
+            state["exp_avg"] = xp.zeros_like(param.data)
+            state["exp_avg_sq"] = xp.zeros_like(param.data)
         state["step"] += 1
-        if decay and self.decoupled_weight_decay:
-            p *= 1 - lr * decay
-        elif decay:
-            grad = grad + decay * p
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        denominator = xp.sqrt(v) / math.sqrt(1 - beta2**t) + group["eps"]
-        p -= (lr / (1 - beta1**t)) * m / denominator
+        beta1, beta2 = group["betas"]
+        hyper = (group["lr"], beta1, beta2, group["eps"], group["weight_decay"], self.decoupled_weight_decay)
+        kernel = functools.partial(_adam_kernel, hyper=hyper, t=state["step"])
+        parallel.elementwise(kernel, param.data, grad, state["exp_avg"], state["exp_avg_sq"])
+
+
+def _adam_kernel(p, grad, m, v, hyper, t: int) -> None:
+    """One Adam step of p, m and v in place, the formula of the module's docstring."""
+    lr, beta1, beta2, eps, decay, decoupled = hyper
+    if decay and decoupled:
+        p *= 1 - lr * decay
+    elif decay:
+        grad = grad + decay * p
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    denominator = get_array_module(v).sqrt(v) / math.sqrt(1 - beta2**t) + eps
+    p -= (lr / (1 - beta1**t)) * m / denominator
 
 
 class AdamW(Adam):

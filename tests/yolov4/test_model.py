@@ -131,3 +131,34 @@ def test_custom_backbone_as_lucid_allows():
 
 def test_package_exports():
     assert yolov4.YOLO_V4 is YOLO_V4 and callable(yolov4.yolo_v4_tiny)
+
+
+def test_a_training_step_is_bit_identical_with_the_element_wise_pool_on_and_off(monkeypatch):
+    """Every loss term, gradient and updated weight of a step equals, to the bit, the step with
+    minilucid's element-wise pool off (blocks cut small so that every kernel is split)."""
+    import minilucid as lucid
+    from minilucid import parallel
+
+    image = np.random.default_rng(0).uniform(0, 1, (2, 3, 64, 64)).astype(np.float32)
+    targets = [np.array([[1, 20, 24, 16, 20]], np.float32), np.array([[0, 40, 30, 30, 12]], np.float32)]
+
+    def step(threads: int, min_parallel_size: int):
+        parallel.set_num_threads(threads)
+        monkeypatch.setattr(parallel, "MIN_PARALLEL_SIZE", min_parallel_size)
+        lucid.random.seed(0)
+        model = yolo_v4(num_classes=3, width_multiple=0.125, depth_multiple=0.33)
+        optimizer = lucid.optim.SGD(model.parameters(), lr=0.01, momentum=0.949, weight_decay=5e-4)
+        loss = model.get_loss(lucid.Tensor(image), targets)
+        loss.backward()
+        grads = [p.grad.copy() for p in model.parameters()]
+        optimizer.step()
+        return [loss.numpy(), *grads, *(p.numpy() for p in model.parameters())]
+
+    previous = parallel.get_num_threads()
+    monkeypatch.setattr(parallel, "BLOCK_SIZE", 1000)
+    try:
+        threaded, whole = step(2, 64), step(1, 1 << 60)
+    finally:
+        parallel.set_num_threads(previous)
+    for index, (a, b) in enumerate(zip(threaded, whole, strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"array {index} (0 is the loss)")

@@ -9,15 +9,17 @@ float precision, so x is clipped at 20 before the exponential, which also keeps 
 from overflow. The derivative is t + x * 4 e (e + 1) / (n + 2)^2 with t = n / (n + 2); for very
 negative x every term goes to 0 and nothing becomes NaN.
 
-Mish is written with as few new arrays as it can (two in forward, four in backward), the
-rest in place with ``out=``. On a 44 MB map a fresh array cost 6.4 ms to fill and an
-in-place pass 1.5 ms, the difference being the kernel handing out new pages. Every value
-is computed in the same order as the plain formula, so results are the same to the bit
-(see norm.py for why that matters).
+Mish and LeakyReLU run as kernels of ``minilucid.parallel``: each thread takes a part of
+the array and walks it in cache-sized blocks, so Mish's several passes read and write main
+memory once. Inside a kernel, every pass but the first works in place (``out=``): on a
+44 MB map a fresh array cost 6.4 ms to fill and an in-place pass 1.5 ms, the difference
+being the kernel handing out new pages. Every value is computed in the same order as the
+plain formula, so results are the same to the bit (see norm.py for why that matters).
 """
 
 from __future__ import annotations
 
+from minilucid import parallel
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
 from minilucid.ops import sigmoid, softplus, stable_sigmoid, tanh  # noqa: F401  (re-exported here)
@@ -48,17 +50,28 @@ class LeakyReLU(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        y = x * self.slope
-        get_array_module(x).maximum(x, y, out=y)
-        return y
+        y = get_array_module(x).empty(x.shape, dtype=x.dtype)
+        return parallel.elementwise(_leaky_relu_kernel, y, x, self.slope)
 
     def backward(self, gy):
         (x,) = self.saved
-        scale = (x > 0).astype(gy.dtype)  # 1 where x > 0, slope elsewhere
-        scale *= 1 - self.slope
-        scale += self.slope
-        scale *= gy
-        return scale
+        gx = get_array_module(gy).empty(x.shape, dtype=gy.dtype)
+        return parallel.elementwise(_leaky_relu_grad_kernel, gx, x, gy, self.slope)
+
+
+def _leaky_relu_kernel(y, x, slope) -> None:
+    """y = maximum(x, x * slope)."""
+    xp = get_array_module(x)
+    xp.multiply(x, slope, out=y)
+    xp.maximum(x, y, out=y)
+
+
+def _leaky_relu_grad_kernel(gx, x, gy, slope) -> None:
+    """gx = gy * ((x > 0) * (1 - slope) + slope): gy where x > 0, slope * gy elsewhere."""
+    gx[...] = x > 0  # 1.0 or 0.0
+    gx *= 1 - slope
+    gx += slope
+    gx *= gy
 
 
 def _mish_parts(x):
@@ -73,29 +86,39 @@ def _mish_parts(x):
 
 class Mish(Function):
     def forward(self, x):
-        xp = get_array_module(x)
         self.save_for_backward(x)
-        e, n = _mish_parts(x)
-        xp.add(n, 2, out=e)  # e now holds n + 2
-        xp.divide(n, e, out=n)  # tanh(softplus(x))
-        n *= x
-        return n
+        y = get_array_module(x).empty(x.shape, dtype=x.dtype)
+        return parallel.elementwise(_mish_kernel, y, x)
 
     def backward(self, gy):
-        xp = get_array_module(gy)
         (x,) = self.saved
-        e, n = _mish_parts(x)
-        denominator = n + 2
-        xp.divide(n, denominator, out=n)  # t = tanh(softplus(x))
-        denominator *= denominator
-        slope = e + 1  # 4 e (e + 1) / (n + 2)^2
-        slope *= e
-        slope *= 4
-        slope /= denominator
-        slope *= x
-        slope += n
-        slope *= gy
-        return slope
+        gx = get_array_module(gy).empty(x.shape, dtype=x.dtype)
+        return parallel.elementwise(_mish_grad_kernel, gx, x, gy)
+
+
+def _mish_kernel(y, x) -> None:
+    """y = x * t with t = n / (n + 2) = tanh(softplus(x))."""
+    xp = get_array_module(x)
+    e, n = _mish_parts(x)
+    xp.add(n, 2, out=e)  # e now holds n + 2
+    xp.divide(n, e, out=y)  # t
+    y *= x
+
+
+def _mish_grad_kernel(gx, x, gy) -> None:
+    """gx = gy * (t + x * 4 e (e + 1) / (n + 2)^2)."""
+    xp = get_array_module(x)
+    e, n = _mish_parts(x)
+    denominator = n + 2
+    xp.divide(n, denominator, out=n)  # t
+    denominator *= denominator
+    xp.add(e, 1, out=gx)  # 4 e (e + 1) / (n + 2)^2, built in gx
+    gx *= e
+    gx *= 4
+    gx /= denominator
+    gx *= x
+    gx += n
+    gx *= gy
 
 
 class SiLU(Function):

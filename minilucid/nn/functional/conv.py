@@ -23,7 +23,7 @@ product and one col2im.
 
 from __future__ import annotations
 
-from minilucid import backend
+from minilucid import backend, parallel
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
 from minilucid.ops import matmul, transpose
@@ -59,16 +59,25 @@ def im2col(x, kernel: tuple[int, int], stride: int, padding: int, out=None):
     """Columns (N, C*KH*KW, OH*OW) of x (N, C, H, W): one contiguous copy of a window view.
 
     ``out``, a contiguous array of that size, receives the columns instead of a new array.
+    The copy is split by image and channel among ``minilucid.parallel``'s threads.
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    oh = output_size(h, kernel[0], stride, padding)
-    ow = output_size(w, kernel[1], stride, padding)
-    view = window_view(pad2d(x, padding), kernel, stride, (oh, ow))
+    kh, kw = kernel
+    oh = output_size(h, kh, stride, padding)
+    ow = output_size(w, kw, stride, padding)
+    padded = pad2d(x, padding)
+    planes = padded.reshape(1, n * c, *padded.shape[2:])  # (1, N*C, HP, WP): every image's channels in a row
+    view = window_view(planes, kernel, stride, (oh, ow))[0]  # (N*C, KH, KW, OH, OW), no copy
     if out is None:
-        return xp.ascontiguousarray(view).reshape(n, c * kernel[0] * kernel[1], oh * ow)
-    xp.copyto(out.reshape(view.shape), view)
-    return out.reshape(n, c * kernel[0] * kernel[1], oh * ow)
+        out = xp.empty(view.shape, dtype=x.dtype)
+    parallel.chunked(_copy_kernel, out.reshape(view.shape), view)
+    return out.reshape(n, c * kh * kw, oh * ow)
+
+
+def _copy_kernel(out, source) -> None:
+    """out = source."""
+    out[...] = source
 
 
 def col2im(cols, input_shape, kernel: tuple[int, int], stride: int, padding: int):
@@ -78,12 +87,19 @@ def col2im(cols, input_shape, kernel: tuple[int, int], stride: int, padding: int
     kh, kw = kernel
     oh = output_size(h, kh, stride, padding)
     ow = output_size(w, kw, stride, padding)
-    cols = cols.reshape(n, c, kh, kw, oh, ow)
-    padded = xp.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
-    for i in range(kh):  # KH*KW strided adds, each over a whole (N, C, OH, OW) block
-        for j in range(kw):
-            padded[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[:, :, i, j]
+    padded = xp.zeros((n * c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)  # (N*C, HP, WP)
+    cols = cols.reshape(n * c, kh, kw, oh, ow)
+    parallel.chunked(_add_windows_kernel, padded, cols, stride)  # split by image and channel
+    padded = padded.reshape(n, c, h + 2 * padding, w + 2 * padding)
     return padded[:, :, padding : padding + h, padding : padding + w]
+
+
+def _add_windows_kernel(padded, cols, stride: int) -> None:
+    """padded (P, HP, WP) += each column of cols (P, KH, KW, OH, OW) on its window, in (i, j) order."""
+    _, kh, kw, oh, ow = cols.shape
+    for i in range(kh):  # KH*KW strided adds, each over a whole (P, OH, OW) block
+        for j in range(kw):
+            padded[:, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[:, i, j]
 
 
 class Conv2d(Function):

@@ -13,8 +13,10 @@ in eval mode. Eval mode is then an affine map per channel.
 
 Training-mode backward makes two new arrays of x's size, where the plain formula makes six,
 and works in place otherwise; on YOLOv4's maps a fresh array costs about four times an
-in-place pass. Every value is computed in the same order as the plain formula, so the
-results are the same to the bit. That matters more than it seems: the gradients of deep
+in-place pass. The element-wise passes run as kernels of ``minilucid.parallel`` (on every
+core, in cache-sized blocks); the per-channel sums stay whole NumPy reductions, unchanged.
+Every value is computed in the same order as the plain formula, so the results are the
+same to the bit. That matters more than it seems: the gradients of deep
 BatchNorm layers cancel heavily (gy - mean(gy) - x_hat * mean(gy * x_hat)), and a float32
 sum in another order changed some layers' gradients by 10%. That was enough to move the
 demo's 18-epoch result from mAP@0.5 0.97 to 0.80.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+from minilucid import parallel
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
 from minilucid.tensor import Tensor
@@ -37,6 +40,49 @@ def _reduce_axes(x) -> tuple[int, ...]:
     return (0,) + tuple(range(2, x.ndim))
 
 
+def _rows(x):
+    """x (N, C, ...) as (N*C, M/N): one row per image and channel, for ``parallel.chunked``."""
+    return x.reshape(x.shape[0] * x.shape[1], -1)
+
+
+def _per_row(vector, images: int):
+    """A (C,) vector as an (N*C, 1) column: row n*C + c holds vector[c], lined up with ``_rows``."""
+    return get_array_module(vector).tile(vector, images).reshape(-1, 1)
+
+
+# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``); each
+# is the plain formula written in place, in the formula's order, so its results are the
+# same to the bit whether it runs whole or in parts.
+
+
+def _center_kernel(centered, squares, x, mean) -> None:
+    """centered = x - mean; squares = centered * centered."""
+    get_array_module(x).subtract(x, mean, out=centered)
+    get_array_module(x).multiply(centered, centered, out=squares)
+
+
+def _scale_shift_kernel(y, x, scale, shift) -> None:
+    """y = x * scale + shift (``x`` may be ``y`` itself)."""
+    get_array_module(x).multiply(x, scale, out=y)
+    y += shift
+
+
+def _normalize_kernel(x_hat, gy_x_hat, x, mean, inv_std, gy) -> None:
+    """x_hat = (x - mean) * inv_std; gy_x_hat = gy * x_hat."""
+    xp = get_array_module(x)
+    xp.subtract(x, mean, out=x_hat)
+    x_hat *= inv_std
+    xp.multiply(gy, x_hat, out=gy_x_hat)
+
+
+def _input_grad_kernel(gx, gy, x_hat, mean_gy, mean_gy_x_hat, scale) -> None:
+    """gx = (gy - mean(gy) - x_hat * mean(gy * x_hat)) * gamma * inv_std (overwrites x_hat)."""
+    get_array_module(gy).subtract(gy, mean_gy, out=gx)
+    x_hat *= mean_gy_x_hat
+    gx -= x_hat
+    gx *= scale
+
+
 class BatchNormTrain(Function):
     """Normalize with batch statistics; updates the running statistics in place."""
 
@@ -46,11 +92,13 @@ class BatchNormTrain(Function):
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
-        axes, shape = _reduce_axes(x), _channel_shape(x)
+        axes, n = _reduce_axes(x), x.shape[0]
         count = x.size // x.shape[1]
         mean = x.mean(axis=axes)
-        centered = x - mean.reshape(shape)
-        var = (centered * centered).mean(axis=axes)
+        centered, squares = xp.empty(x.shape, x.dtype), xp.empty(x.shape, x.dtype)
+        parallel.chunked(_center_kernel, _rows(centered), _rows(squares), _rows(x), _per_row(mean, n))
+        var = squares.mean(axis=axes)
+        del squares
         inv_std = 1 / xp.sqrt(var + self.eps)
         if self.running_mean is not None:
             m = self.momentum
@@ -60,25 +108,24 @@ class BatchNormTrain(Function):
             self.running_var *= 1 - m
             self.running_var += m * batch_var.astype(self.running_var.dtype)
         self.save_for_backward(x, mean, inv_std, weight)
-        centered *= (inv_std * weight).reshape(shape)
-        centered += bias.reshape(shape)
+        rows = _rows(centered)
+        parallel.chunked(_scale_shift_kernel, rows, rows, _per_row(inv_std * weight, n), _per_row(bias, n))
         return centered
 
     def backward(self, gy):
         xp = get_array_module(gy)
         x, mean, inv_std, weight = self.saved
-        axes, shape = _reduce_axes(x), _channel_shape(x)
-        x_hat = x - mean.reshape(shape)  # rebuilt, not kept
-        x_hat *= inv_std.reshape(shape)
+        axes, n = _reduce_axes(x), x.shape[0]
+        x_hat, gx = xp.empty(x.shape, x.dtype), xp.empty(x.shape, gy.dtype)  # x_hat rebuilt, not kept
+        parallel.chunked(
+            _normalize_kernel, _rows(x_hat), _rows(gx), _rows(x), _per_row(mean, n), _per_row(inv_std, n), _rows(gy)
+        )
         g_bias = gy.sum(axis=axes)
-        gx = gy * x_hat
-        g_weight = gx.sum(axis=axes)
+        g_weight = gx.sum(axis=axes)  # gx holds gy * x_hat here
         count = x.size // x.shape[1]
         # d x = gamma * inv_std * (gy - mean(gy) - x_hat * mean(gy * x_hat)), built in gx
-        xp.subtract(gy, (g_bias / count).reshape(shape), out=gx)
-        x_hat *= (g_weight / count).reshape(shape)
-        gx -= x_hat
-        gx *= (weight * inv_std).reshape(shape)
+        columns = [_per_row(v, n) for v in (g_bias / count, g_weight / count, weight * inv_std)]
+        parallel.chunked(_input_grad_kernel, _rows(gx), _rows(gy), _rows(x_hat), *columns)
         return gx, g_weight, g_bias
 
 
@@ -89,11 +136,15 @@ class BatchNormEval(Function):
         self.eps = eps
 
     def forward(self, x, running_mean, running_var, weight, bias):
-        shape = _channel_shape(x)
-        inv_std = 1 / get_array_module(x).sqrt(running_var + self.eps)
+        xp = get_array_module(x)
+        inv_std = 1 / xp.sqrt(running_var + self.eps)
         scale = weight * inv_std
         self.save_for_backward(x, running_mean, inv_std, scale)
-        return x * scale.reshape(shape) + (bias - running_mean * scale).reshape(shape)
+        shift = bias - running_mean * scale
+        y = xp.empty(x.shape, xp.result_type(x, scale, shift))
+        n = x.shape[0]
+        parallel.chunked(_scale_shift_kernel, _rows(y), _rows(x), _per_row(scale, n), _per_row(shift, n))
+        return y
 
     def backward(self, gy):
         x, running_mean, inv_std, scale = self.saved
