@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from minilucid.serialization import write_atomically
 from yolov4.data.gallery import PALETTE
 from yolov4.data.images import to_pil
 
@@ -44,5 +45,6 @@ def save_grid(pictures: list[Image.Image], path: str | Path, columns: int = 3) -
         sheet.paste(picture, ((k % columns) * w, (k // columns) * h))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    kind = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    write_atomically(path, lambda file: sheet.save(file, format=kind))
     return path

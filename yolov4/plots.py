@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from minilucid.serialization import write_atomically
+
 
 def _figure(**options: Any):
     """A matplotlib Figure that only writes files.
@@ -17,6 +19,13 @@ def _figure(**options: Any):
     from matplotlib.figure import Figure
 
     return Figure(**options)
+
+
+def _save(figure: Any, path: str | Path) -> Path:
+    """Write ``figure`` to ``path`` atomically, in the format its suffix names (PNG by default)."""
+    kind = Path(path).suffix[1:].lower() or "png"
+    write_atomically(path, lambda file: figure.savefig(file, dpi=90, format=kind))
+    return Path(path)
 
 
 def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path:
@@ -41,8 +50,7 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path:
     if right.lines:
         right.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_pr_curves(curves: dict[str, list[float]], path: str | Path) -> Path:
@@ -59,8 +67,7 @@ def plot_pr_curves(curves: dict[str, list[float]], path: str | Path) -> Path:
     axis.set_title("precision-recall at IoU 0.5")
     axis.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    return Path(path)
+    return _save(figure, path)
 
 
 def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> Path:
@@ -78,5 +85,4 @@ def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> Pa
     axis.set_ylabel("true")
     axis.set_title("confusion at IoU 0.5")
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    return Path(path)
+    return _save(figure, path)

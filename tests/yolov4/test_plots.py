@@ -27,3 +27,35 @@ def test_plots_write_files_and_leave_the_callers_matplotlib_alone(tmp_path):
             assert Image.open(path).size[0] > 100
     finally:
         matplotlib.use(previous)
+
+
+def test_a_plot_or_picture_that_fails_midway_leaves_the_old_file(tmp_path, monkeypatch):
+    """Plots and detection sheets are written atomically: a crash while writing keeps the old file."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from yolov4.draw import save_grid
+    from yolov4.plots import plot_history
+
+    def fail_midway(self, file, **options):
+        file.write(b"half a PNG")
+        raise OSError("disk full")
+
+    curves, sheet = tmp_path / "curves.png", tmp_path / "detections.png"
+    curves.write_bytes(b"the old curves")
+    sheet.write_bytes(b"the old sheet")
+    monkeypatch.setattr(Figure, "savefig", fail_midway)
+    monkeypatch.setattr(Image.Image, "save", fail_midway)
+    for write in (
+        lambda: plot_history([{"epoch": 1, "loss": 1.0}], curves),
+        lambda: save_grid([Image.new("RGB", (8, 8))], sheet),
+    ):
+        try:
+            write()
+        except OSError as error:
+            assert "disk full" in str(error)
+        else:
+            raise AssertionError("the failing write should raise")
+    assert curves.read_bytes() == b"the old curves"
+    assert sheet.read_bytes() == b"the old sheet"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "detections.png"]  # no temporaries left
