@@ -15,9 +15,9 @@ nbformat = pytest.importorskip("nbformat")
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
-def test_the_fifteen_notebooks_are_there():
-    assert len(NOTEBOOKS) == 15, [p.name for p in NOTEBOOKS]
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 16)]
+def test_the_seventeen_notebooks_are_there():
+    assert len(NOTEBOOKS) == 17, [p.name for p in NOTEBOOKS]
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 18)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
