@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -56,15 +57,18 @@ def pyproject() -> tuple[str, set[str]]:
 
 
 def install_hints() -> list[tuple[str, str]]:
-    """(file, what follows ``pip install``) in the README, the docs and the packages' code.
-
-    The notebooks are left out: their text is checked where they are executed."""
+    """(file, what follows ``pip install``) in the README, the docs, the packages' code and the
+    notebooks' cells (their sources, not the outputs they were saved with)."""
     files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     for package in (*PACKAGES, "benchmarks"):
         files += sorted((ROOT / package).rglob("*.py"))
+    texts = [(path, path.read_text(encoding="utf-8")) for path in files]
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        texts.append((path, "\n".join("".join(cell["source"]) for cell in cells)))
     hints = []
-    for path in files:
-        for match in re.finditer(r"pip install ([^`\n;)&]*)", path.read_text(encoding="utf-8")):
+    for path, text in texts:
+        for match in re.finditer(r"pip install ([^`\n;)&]*)", text):
             hints.append((str(path.relative_to(ROOT)), match.group(1)))
     return hints
 
