@@ -91,6 +91,20 @@ def use_class_order(dataset: Any, names: list[str], what: str) -> None:
     dataset.items, dataset.class_names = relabelled, names
 
 
+def decay_groups(model: YOLO_V4, weight_decay: float, decay_on: str) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups. ``"conv"``: weight decay on convolution weights only,
+    as darknet decays them (BatchNorm's scale and shift and the heads' biases are not); ``"all"``:
+    one group, every parameter decayed."""
+    params = list(model.parameters())
+    if decay_on == "all":
+        return [{"params": params, "weight_decay": weight_decay}]
+    conv_weights = {id(module.weight) for module in model.modules() if isinstance(module, lucid.nn.Conv2d)}
+    return [
+        {"params": [p for p in params if id(p) in conv_weights], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) not in conv_weights], "weight_decay": 0.0},
+    ]
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
@@ -167,6 +181,7 @@ class TrainConfig:
     lr: float = 0.0013
     momentum: float = 0.949
     weight_decay: float = 0.0005
+    decay_on: str = "conv"  # conv: convolution weights only, as darknet; all: every parameter
     burn_in: int = 1000  # iterations of warm-up, lr * (i / burn_in)^4
     schedule: str = "steps"  # steps or cosine
     steps: tuple[float, ...] = (0.8, 0.9)  # fractions of the run where lr is multiplied by scale
@@ -202,6 +217,7 @@ class TrainConfig:
             "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
             "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
             "lr": (self.lr > 0, "a positive number"),
+            "decay_on": (self.decay_on in ("conv", "all"), "conv or all"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
@@ -337,11 +353,11 @@ class Trainer:
 
     def _optimizer(self):
         c = self.config
-        params = list(self.model.parameters())
+        groups = decay_groups(self.model, c.weight_decay, c.decay_on)
         if c.optimizer == "sgd":
-            return lucid.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+            return lucid.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
-        return make(params, lr=c.lr, weight_decay=c.weight_decay)
+        return make(groups, lr=c.lr, weight_decay=c.weight_decay)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:

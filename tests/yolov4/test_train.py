@@ -204,3 +204,29 @@ def test_kmeans_recovers_clustered_sizes():
     assert mean_iou > 0.85
     with pytest.raises(ValueError, match="too few"):
         kmeans_anchors(sizes[:3], k=6)
+
+
+@pytest.mark.parametrize("decay_on", ["conv", "all"])
+def test_weight_decay_falls_on_convolution_weights_only_by_default(decay_on, tiny_dataset, tmp_path):
+    settings = dict(optimizer="sgd", weight_decay=0.1, ema=0.0, drop_block=0.0)
+    if decay_on == "all":
+        settings["decay_on"] = "all"  # the option that keeps the old behaviour
+    trainer = Trainer(config(tiny_dataset, tmp_path / "o", **settings), progress=False)
+    before = dict(trainer.model.named_parameters())
+    before = {k: np.array(p.data) for k, p in before.items()}
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = 0.5  # past burn-in; with a zero gradient only the decay moves a weight
+    for p in trainer.model.parameters():
+        p.grad = np.zeros_like(p.data)
+    trainer.optimizer.step()
+    conv_weights = {f"{name}.weight" for name, m in trainer.model.named_modules() if isinstance(m, lucid.nn.Conv2d)}
+    assert len(conv_weights) > 10 and any(k.endswith(".bias") for k in before) and any("bn" in k for k in before)
+    for name, p in trainer.model.named_parameters():
+        decayed = name in conv_weights or decay_on == "all"
+        expected = before[name] * (1 - 0.5 * 0.1) if decayed else before[name]
+        np.testing.assert_allclose(p.data, expected, rtol=1e-6, err_msg=name)
+
+
+def test_decay_on_is_checked():
+    with pytest.raises(ValueError, match=r"TrainConfig.decay_on = 'bn' is invalid: expected conv or all"):
+        TrainConfig(decay_on="bn")
