@@ -154,6 +154,29 @@ def unknown_keys(where: str, given: Any, allowed: list[str]) -> None:
     raise ValueError(f"{where}: unknown settings {sorted(map(str, unknown))}{hint}; allowed: {', '.join(allowed)}")
 
 
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The settings in a YAML or JSON config file, as written (not yet coerced); a mistake in
+    the file is a one-line ValueError that names the file and the setting."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}")
+    text = path.read_text()
+    try:
+        content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a mapping of settings (name: value), got {type(content).__name__}")
+    unknown_keys(str(path), content, [f.name for f in fields(TrainConfig)])
+    return content
+
+
 # YOLO_V4Config fields that TrainConfig sets itself, with what to set instead.
 SET_BY_TRAIN_CONFIG = {
     "num_classes": "it comes from the dataset's class names",
@@ -244,29 +267,22 @@ class TrainConfig:
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """A config from a YAML or JSON file, with ``overrides`` on top; a mistake in the file
         is a one-line ValueError that names the file and the setting."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no config file at {path}")
-        text = path.read_text()
-        try:
-            content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-            ) from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
-        if content is None:
-            content = {}
-        if not isinstance(content, dict):
-            raise ValueError(f"{path}: expected a mapping of settings (name: value), got {type(content).__name__}")
-        unknown_keys(str(path), content, [f.name for f in fields(cls)])
-        return cls(**{**content, **overrides})
+        return cls(**{**read_settings(path), **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Settings a resumed run may change: how long it trains (the schedule stretches to the new
+# length), where it runs, how often and how finely it is evaluated, and where its data now
+# lies (the classes are checked by name). Everything else must be the checkpoint's.
+CHANGEABLE_ON_RESUME = ("epochs", "device", "eval_every", "conf_thresh", "data", "val")
+
+
+def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig settings a training checkpoint (as ``lucid.load`` returns it) was made
+    with. A checkpoint from before ``decay_on`` existed decayed every parameter."""
+    return {"decay_on": "all", **json.loads(checkpoint["train_config"])}
 
 
 class EMA:
@@ -382,8 +398,11 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         """Continue from a checkpoint of this same configuration, in the checkpoint's folder.
+        Only the settings in ``CHANGEABLE_ON_RESUME`` may differ from the checkpoint's (each
+        change is printed); any other difference is a one-line ValueError that lists them.
         Data with the checkpoint's classes in another order is relabelled to its order."""
         state = lucid.load(path)
+        self._check_resumable(path, stored_config(state))
         names = json.loads(state["class_names"])
         for dataset in (self.train_set, self.val_set):
             use_class_order(dataset, names, f"resume {path}")
@@ -397,6 +416,20 @@ class Trainer:
         self.epoch = int(state["epoch"])
         lucid.random.set_state(json.loads(state["random"]))
         self.history = json.loads(state["history"])
+
+    def _check_resumable(self, path: str | Path, stored: dict[str, Any]) -> None:
+        """Refuse settings that differ from the checkpoint's run; print the changes allowed."""
+        ours, theirs = self.config.to_dict(), TrainConfig(**stored).to_dict()
+        changed = [k for k in ours if ours[k] != theirs[k] and k not in ("out", "exist_ok")]
+        refused = [k for k in changed if k not in CHANGEABLE_ON_RESUME]
+        if refused:
+            listed = ", ".join(f"{k} {ours[k]!r} (the checkpoint's run has {theirs[k]!r})" for k in refused)
+            raise ValueError(
+                f"resume {path}: {listed}; only {', '.join(CHANGEABLE_ON_RESUME)} can change on resume "
+                "(start a new run to change the others)"
+            )
+        if changed:
+            print("resume: " + ", ".join(f"{k} {theirs[k]!r} -> {ours[k]!r}" for k in changed), flush=True)
 
     def write_log(self) -> None:
         """``log.jsonl``: one JSON line per epoch of the history, replaced atomically."""

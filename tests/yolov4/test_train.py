@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import yaml
 
 import minilucid as lucid
 from yolov4.anchors import kmeans_anchors
@@ -230,3 +231,27 @@ def test_weight_decay_falls_on_convolution_weights_only_by_default(decay_on, tin
 def test_decay_on_is_checked():
     with pytest.raises(ValueError, match=r"TrainConfig.decay_on = 'bn' is invalid: expected conv or all"):
         TrainConfig(decay_on="bn")
+
+
+def test_resume_starts_from_the_stored_config_and_names_what_differs(tiny_dataset, tmp_path, capsys):
+    from yolov4.__main__ import main
+
+    settings = dict(model="tiny-small", lr=0.002, ema=0.0, drop_block=0.0, epochs=2)
+    Trainer(config(tiny_dataset, tmp_path / "run", **settings), progress=False).fit(epochs=1)
+    checkpoint = str(tmp_path / "run" / "last.npz")
+    capsys.readouterr()
+
+    assert main(["train", "--resume", checkpoint, "--lr", "0.01", "--model", "small", "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"yolov4: error: resume {checkpoint}: ")
+    assert "model 'small' (the checkpoint's run has 'tiny-small')" in error
+    assert "lr 0.01 (the checkpoint's run has 0.002)" in error
+
+    # No flags: the run continues with its own settings (today's defaults would be img 416, small).
+    assert main(["train", "--resume", checkpoint, "--epochs", "3", "--quiet"]) == 0
+    assert "resume: epochs 2 -> 3" in capsys.readouterr().out
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in log] == [1, 2, 3]
+    written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (written["model"], written["img"], written["lr"], written["epochs"]) == ("tiny-small", 64, 0.002, 3)
+    assert not (tmp_path / "run2").exists()
