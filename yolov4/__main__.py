@@ -210,7 +210,7 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def anchors_command(args: argparse.Namespace) -> None:
-    from yolov4.anchors import anchor_layout, dataset_anchors
+    from yolov4.anchors import anchor_layout, box_sizes, dataset_anchors, default_anchors, mean_best_iou
     from yolov4.data.formats import has_split, read_dataset
 
     layout = anchor_layout(args.model)
@@ -223,8 +223,11 @@ def anchors_command(args: argparse.Namespace) -> None:
     if not Path(args.data).exists():
         raise FileNotFoundError(f"no dataset at {args.data}")
     split = args.split or ("train" if has_split(args.data, "train") else None)
-    anchors, mean_iou = dataset_anchors(read_dataset(args.data, split), args.img, k, levels=len(layout))
-    print(f"mean IoU of the boxes with their best anchor: {mean_iou:.3f}")
+    dataset = read_dataset(args.data, split)
+    anchors, mean_iou = dataset_anchors(dataset, args.img, k, levels=len(layout))
+    ours = mean_best_iou(box_sizes(dataset, args.img), default_anchors(args.model))
+    print(f"mean IoU of the boxes at --img {args.img} with their best anchor:")
+    print(f"  {mean_iou:.3f} with the new anchors below, {ours:.3f} with {args.model}'s default anchors")
     print(f"anchors (w, h) for {args.model}, {len(layout)} levels x {k // len(layout)}, finest stride first,")
     print("for YOLO_V4Config(anchors=...):")
     print(json.dumps(anchors))

@@ -2,6 +2,7 @@
 
 import fnmatch
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -244,6 +245,31 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
     pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text())
     shipped = pyproject["tool"]["setuptools"]["package-data"]["yolov4"]
     assert any(fnmatch.fnmatch(str(config_file.relative_to(package)), pattern) for pattern in shipped)
+
+
+DARKNET_ANCHORS = {  # cfg/yolov4.cfg and cfg/yolov4-tiny.cfg, input pixels
+    "yolov4": [(12, 16), (19, 36), (40, 28), (36, 75), (76, 55), (72, 146), (142, 110), (192, 243), (459, 401)],
+    "yolov4-tiny": [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)],
+}
+
+
+def test_anchors_reports_the_mean_iou_of_the_models_default_anchors(tiny_dataset, capsys):
+    """The boxes' mean best IoU with the model's own anchors, beside the new anchors' figure,
+    so that a user can see whether new anchors are worth it."""
+    sizes = []  # the tiny dataset's 64x64 images at --img 128: twice their label sizes in pixels
+    for label in (tiny_dataset / "labels" / "train").glob("*.txt"):
+        sizes += [(128 * float(w), 128 * float(h)) for _, _, _, w, h in map(str.split, label.read_text().splitlines())]
+    for model, anchors in DARKNET_ANCHORS.items():
+        best = []
+        for w, h in sizes:
+            ious = [min(w, a) * min(h, b) / (w * h + a * b - min(w, a) * min(h, b)) for a, b in anchors]
+            best.append(max(ious))
+        assert main(["anchors", "--data", str(tiny_dataset), "--img", "128", "--model", model]) == 0
+        out = capsys.readouterr().out
+        new, default = (float(x) for x in re.findall(r"(\d\.\d{3}) with", out))
+        assert f"with {model}'s default anchors" in out
+        assert default == pytest.approx(sum(best) / len(best), abs=6e-4)
+        assert new > default  # k-means on these very boxes fits them better than COCO's anchors
 
 
 def test_anchors_are_split_over_the_chosen_models_levels(tiny_dataset, capsys):
