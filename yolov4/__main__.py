@@ -35,16 +35,19 @@ def _model_from_args(args: argparse.Namespace):
 
 def resumed_config(checkpoint: str, given: dict):
     """The TrainConfig stored in ``checkpoint`` with the ``given`` settings on top, continuing in
-    the checkpoint's folder (``Trainer.resume`` refuses the settings that cannot change)."""
+    the checkpoint's folder; a one-line ValueError for given settings that cannot change."""
     import minilucid as lucid
-    from yolov4.train import TrainConfig, stored_config
+    from yolov4.train import TrainConfig, changes_on_resume, stored_config
 
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
     folder = Path(checkpoint).parent
     if "out" in given and Path(given["out"]).resolve() != folder.resolve():
         raise ValueError(f"--resume continues in the checkpoint's folder {folder}, not --out {given['out']}")
-    return TrainConfig(**{**stored_config(lucid.load(checkpoint)), **given, "out": str(folder), "exist_ok": True})
+    stored = stored_config(lucid.load(checkpoint))
+    config = TrainConfig(**{**stored, **given, "out": str(folder), "exist_ok": True})
+    changes_on_resume(config, stored, checkpoint)  # refused before any data is read
+    return config
 
 
 def train_command(args: argparse.Namespace) -> None:

@@ -285,6 +285,22 @@ def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return {"decay_on": "all", **json.loads(checkpoint["train_config"])}
 
 
+def changes_on_resume(config: TrainConfig, stored: dict[str, Any], checkpoint: str | Path) -> list[str]:
+    """How ``config`` differs from the ``stored`` settings of ``checkpoint``'s run, as lines such
+    as ``"epochs 18 -> 30"``; a one-line ValueError listing every setting that differs but is not
+    in ``CHANGEABLE_ON_RESUME``. Where a resumed run writes (out, exist_ok) is not compared."""
+    ours, theirs = config.to_dict(), TrainConfig(**stored).to_dict()
+    changed = [k for k in ours if ours[k] != theirs[k] and k not in ("out", "exist_ok")]
+    refused = [k for k in changed if k not in CHANGEABLE_ON_RESUME]
+    if refused:
+        listed = ", ".join(f"{k} {ours[k]!r} (the checkpoint's run has {theirs[k]!r})" for k in refused)
+        raise ValueError(
+            f"resume {checkpoint}: {listed}; only {', '.join(CHANGEABLE_ON_RESUME)} can change on resume "
+            "(start a new run to change the others)"
+        )
+    return [f"{k} {theirs[k]!r} -> {ours[k]!r}" for k in changed]
+
+
 class EMA:
     """An exponential moving average of the weights (and BatchNorm statistics), with the
     decay ramped up over the first updates: decay * (1 - exp(-updates / 2000))."""
@@ -402,7 +418,8 @@ class Trainer:
         change is printed); any other difference is a one-line ValueError that lists them.
         Data with the checkpoint's classes in another order is relabelled to its order."""
         state = lucid.load(path)
-        self._check_resumable(path, stored_config(state))
+        for change in changes_on_resume(self.config, stored_config(state), path):
+            print(f"resume: {change}", flush=True)
         names = json.loads(state["class_names"])
         for dataset in (self.train_set, self.val_set):
             use_class_order(dataset, names, f"resume {path}")
@@ -416,20 +433,6 @@ class Trainer:
         self.epoch = int(state["epoch"])
         lucid.random.set_state(json.loads(state["random"]))
         self.history = json.loads(state["history"])
-
-    def _check_resumable(self, path: str | Path, stored: dict[str, Any]) -> None:
-        """Refuse settings that differ from the checkpoint's run; print the changes allowed."""
-        ours, theirs = self.config.to_dict(), TrainConfig(**stored).to_dict()
-        changed = [k for k in ours if ours[k] != theirs[k] and k not in ("out", "exist_ok")]
-        refused = [k for k in changed if k not in CHANGEABLE_ON_RESUME]
-        if refused:
-            listed = ", ".join(f"{k} {ours[k]!r} (the checkpoint's run has {theirs[k]!r})" for k in refused)
-            raise ValueError(
-                f"resume {path}: {listed}; only {', '.join(CHANGEABLE_ON_RESUME)} can change on resume "
-                "(start a new run to change the others)"
-            )
-        if changed:
-            print("resume: " + ", ".join(f"{k} {theirs[k]!r} -> {ours[k]!r}" for k in changed), flush=True)
 
     def write_log(self) -> None:
         """``log.jsonl``: one JSON line per epoch of the history, replaced atomically."""

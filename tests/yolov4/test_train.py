@@ -242,8 +242,10 @@ def test_resume_starts_from_the_stored_config_and_names_what_differs(tiny_datase
     capsys.readouterr()
 
     assert main(["train", "--resume", checkpoint, "--lr", "0.01", "--model", "small", "--quiet"]) == 1
-    error = capsys.readouterr().err
+    printed = capsys.readouterr()
+    error = printed.err
     assert error.count("\n") == 1 and error.startswith(f"yolov4: error: resume {checkpoint}: ")
+    assert "train:" not in printed.out  # refused before the data is read
     assert "model 'small' (the checkpoint's run has 'tiny-small')" in error
     assert "lr 0.01 (the checkpoint's run has 0.002)" in error
 
