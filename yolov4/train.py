@@ -217,6 +217,7 @@ class TrainConfig:
     cmbn: bool = False
     model_options: dict = field(default_factory=dict)  # any other YOLO_V4Config field, e.g. iou_normalizer
     ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
+    ema_ramp: int = 2000  # updates over which the EMA's decay ramps up (keep it well below the run's)
     device: str = "cpu"
     seed: int = 0
     out: str = "runs/train"  # each run gets a new folder: runs/train, runs/train2, ...
@@ -237,6 +238,7 @@ class TrainConfig:
             "model": (self.model in MODELS, f"one of {', '.join(MODELS)}"),
             "device": (self.device in ("cpu", "gpu"), "cpu or gpu"),
             "ema": (0 <= self.ema < 1, "a decay in [0, 1)"),
+            "ema_ramp": (self.ema_ramp > 0, "a positive number of updates"),
             "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
             "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
             "lr": (self.lr > 0, "a positive number"),
@@ -303,15 +305,17 @@ def changes_on_resume(config: TrainConfig, stored: dict[str, Any], checkpoint: s
 
 class EMA:
     """An exponential moving average of the weights (and BatchNorm statistics), with the
-    decay ramped up over the first updates: decay * (1 - exp(-updates / 2000))."""
+    decay ramped up over the first updates: decay * (1 - exp(-updates / ramp)). The usual
+    ramp of 2000 suits long runs: a run of 1000 updates ends with 0.39 x decay, an average
+    over fewer than two updates, so a short run needs a shorter ramp."""
 
-    def __init__(self, model: YOLO_V4, decay: float) -> None:
-        self.decay, self.updates = decay, 0
+    def __init__(self, model: YOLO_V4, decay: float, ramp: int = 2000) -> None:
+        self.decay, self.ramp, self.updates = decay, ramp, 0
         self.shadow = {k: v.copy() for k, v in model.state_dict().items()}
 
     def update(self, model: YOLO_V4) -> None:
         self.updates += 1
-        d = self.decay * (1 - math.exp(-self.updates / 2000))
+        d = self.decay * (1 - math.exp(-self.updates / self.ramp))
         for key, value in model.state_dict().items():
             if backend.device_of(self.shadow[key]) != backend.device_of(value):  # the model moved
                 self.shadow[key] = backend.to_device(self.shadow[key], backend.device_of(value))
@@ -379,7 +383,7 @@ class Trainer:
         else:
             after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in config.steps], config.scale)
         self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
-        self.ema = EMA(self.model, config.ema) if config.ema else None
+        self.ema = EMA(self.model, config.ema, config.ema_ramp) if config.ema else None
         self.epoch, self.history = 0, []
         self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
 

@@ -257,3 +257,22 @@ def test_resume_starts_from_the_stored_config_and_names_what_differs(tiny_datase
     written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert (written["model"], written["img"], written["lr"], written["epochs"]) == ("tiny-small", 64, 0.002, 3)
     assert not (tmp_path / "run2").exists()
+
+
+def test_the_ema_ramp_is_a_setting(tiny_dataset, tmp_path):
+    """decay * (1 - exp(-updates / ema_ramp)): a short run can ramp up within its length."""
+    import math
+
+    from yolov4.train import EMA
+
+    conv = lucid.nn.Conv2d(2, 3, 1)
+    ema = EMA(conv, 0.9, ramp=10)
+    before = np.array(conv.weight.data)
+    conv.weight.data += 1.0
+    ema.update(conv)
+    d = 0.9 * (1 - math.exp(-1 / 10))
+    np.testing.assert_allclose(ema.shadow["weight"], d * before + (1 - d) * (before + 1), rtol=1e-6)
+    trainer = Trainer(config(tiny_dataset, tmp_path / "o", ema=0.99, ema_ramp=50), progress=False)
+    assert (trainer.ema.decay, trainer.ema.ramp) == (0.99, 50)
+    with pytest.raises(ValueError, match=r"TrainConfig.ema_ramp = 0 is invalid: expected a positive number"):
+        TrainConfig(ema_ramp=0)
