@@ -247,6 +247,37 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
     assert any(fnmatch.fnmatch(str(config_file.relative_to(package)), pattern) for pattern in shipped)
 
 
+def test_the_demo_scores_the_ema_weights_when_it_keeps_them(tmp_path, monkeypatch):
+    """With EMA on, the demo's reported mAP and pictures come from the averaged weights, as the
+    trainer's own evaluation and load_trained do."""
+    import yolov4.demo
+    import yolov4.train
+    from yolov4.data.shapes import shapes_dataset
+    from yolov4.train import load_trained
+
+    def small_shapes(split):
+        return shapes_dataset(split, root=tmp_path / "shapes", train=8, val=4, size=64)
+
+    monkeypatch.setattr(yolov4.train, "shapes_dataset", small_shapes)
+    monkeypatch.setattr(yolov4.demo, "shapes_dataset", small_shapes)
+    for key, value in dict(img=64, ema=0.9, ema_ramp=1, eval_every=1).items():
+        monkeypatch.setitem(yolov4.demo.DEMO, key, value)
+    scored, evaluate = [], yolov4.demo.evaluate_model
+
+    def record(model, *args, **kwargs):
+        scored.append({k: np.array(v) for k, v in model.state_dict().items()})
+        return evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(yolov4.demo, "evaluate_model", record)
+    yolov4.demo.run_demo(tmp_path / "demo", epochs=1)
+    averaged, _, _ = load_trained(tmp_path / "demo" / "last.npz")  # the EMA's weights
+    raw, _, _ = load_trained(tmp_path / "demo" / "last.npz", use_ema=False)
+    key = "head.0.output.conv.weight"
+    assert not np.array_equal(averaged.state_dict()[key], raw.state_dict()[key])
+    for name, value in averaged.state_dict().items():
+        np.testing.assert_array_equal(scored[-1][name], value, err_msg=name)
+
+
 DARKNET_ANCHORS = {  # cfg/yolov4.cfg and cfg/yolov4-tiny.cfg, input pixels
     "yolov4": [(12, 16), (19, 36), (40, 28), (36, 75), (76, 55), (72, 146), (142, 110), (192, 243), (459, 401)],
     "yolov4-tiny": [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)],
