@@ -33,8 +33,25 @@ def _model_from_args(args: argparse.Namespace):
     return model, names
 
 
+def resumed_config(checkpoint: str, given: dict):
+    """The TrainConfig stored in ``checkpoint`` with the ``given`` settings on top, continuing in
+    the checkpoint's folder; a one-line ValueError for given settings that cannot change."""
+    import minilucid as lucid
+    from yolov4.train import TrainConfig, changes_on_resume, stored_config
+
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    folder = Path(checkpoint).parent
+    if "out" in given and Path(given["out"]).resolve() != folder.resolve():
+        raise ValueError(f"--resume continues in the checkpoint's folder {folder}, not --out {given['out']}")
+    stored = stored_config(lucid.load(checkpoint))
+    config = TrainConfig(**{**stored, **given, "out": str(folder), "exist_ok": True})
+    changes_on_resume(config, stored, checkpoint)  # refused before any data is read
+    return config
+
+
 def train_command(args: argparse.Namespace) -> None:
-    from yolov4.train import TrainConfig, Trainer
+    from yolov4.train import TrainConfig, Trainer, read_settings
 
     overrides = {
         k: v
@@ -56,15 +73,14 @@ def train_command(args: argparse.Namespace) -> None:
         }.items()
         if v is not None
     }
-    config = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    given = {**(read_settings(args.config) if args.config else {}), **overrides}
+    config = resumed_config(args.resume, given) if args.resume else TrainConfig(**given)
     if config.data is not None and not Path(config.data).exists():
         raise FileNotFoundError(f"no dataset at {config.data}")
     if config.val is not None and not Path(config.val).exists():
         raise FileNotFoundError(f"no validation set at {config.val}")
     trainer = Trainer(config, progress=not args.quiet)
     if args.resume:
-        if not Path(args.resume).is_file():
-            raise FileNotFoundError(f"no checkpoint at {args.resume}")
         trainer.resume(args.resume)
         print(f"resuming {args.resume} at epoch {trainer.epoch + 1}")
     trainer.fit()
@@ -199,7 +215,7 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def anchors_command(args: argparse.Namespace) -> None:
-    from yolov4.anchors import anchor_layout, dataset_anchors
+    from yolov4.anchors import anchor_layout, box_sizes, dataset_anchors, default_anchors, mean_best_iou
     from yolov4.data.formats import has_split, read_dataset
 
     layout = anchor_layout(args.model)
@@ -212,8 +228,11 @@ def anchors_command(args: argparse.Namespace) -> None:
     if not Path(args.data).exists():
         raise FileNotFoundError(f"no dataset at {args.data}")
     split = args.split or ("train" if has_split(args.data, "train") else None)
-    anchors, mean_iou = dataset_anchors(read_dataset(args.data, split), args.img, k, levels=len(layout))
-    print(f"mean IoU of the boxes with their best anchor: {mean_iou:.3f}")
+    dataset = read_dataset(args.data, split)
+    anchors, mean_iou = dataset_anchors(dataset, args.img, k, levels=len(layout))
+    ours = mean_best_iou(box_sizes(dataset, args.img), default_anchors(args.model))
+    print(f"mean IoU of the boxes at --img {args.img} with their best anchor:")
+    print(f"  {mean_iou:.3f} with the new anchors below, {ours:.3f} with {args.model}'s default anchors")
     print(f"anchors (w, h) for {args.model}, {len(layout)} levels x {k // len(layout)}, finest stride first,")
     print("for YOLO_V4Config(anchors=...):")
     print(json.dumps(anchors))
@@ -249,10 +268,12 @@ def partial_command(args: argparse.Namespace) -> None:
 
 
 def augment_gallery_command(args: argparse.Namespace) -> None:
-    from yolov4.data.formats import read_dataset
     from yolov4.data.gallery import augment_gallery
+    from yolov4.data.splits import training_set
 
-    dataset = read_dataset(args.data) if args.data else None
+    if args.data and not Path(args.data).exists():
+        raise FileNotFoundError(f"no dataset at {args.data}")
+    dataset = training_set(args.data) if args.data else None  # the images training would see
     path = augment_gallery(args.out, dataset, seed=args.seed, size=args.size)
     print(f"wrote {path}")
 
@@ -278,7 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default: sgd)")
     p.add_argument("--lr", type=float, help="learning rate (default: 0.0013)")
     p.add_argument("--config", help="a YAML or JSON file with any TrainConfig settings")
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (last.npz), in its folder")
+    p.add_argument(
+        "--resume",
+        metavar="CKPT",
+        help="continue from a checkpoint (last.npz), in its folder, with the settings it was made with; "
+        "only --epochs, --device, --data and --val (and eval_every, conf_thresh) may change",
+    )
     p.add_argument("--out", help="output folder, numbered when it exists: runs/train2, ... (default: runs/train)")
     p.add_argument("--exist-ok", action="store_true", help="reuse --out as it is instead of numbering a new one")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")

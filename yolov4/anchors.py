@@ -47,9 +47,8 @@ def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int
     return centres, float(size_iou(sizes, centres).max(axis=1).mean())
 
 
-def anchor_layout(model: str) -> list[int]:
-    """How many anchors each output level of a trainer model (yolov4.train.MODELS) has, from
-    its config, without building the model: yolov4 [3, 3, 3], yolov4-tiny [3, 3]."""
+def _model_config(model: str):
+    """The YOLO_V4Config of a trainer model (yolov4.train.MODELS), without building the model."""
     from yolov4.config import YOLO_V4Config, tiny_config
     from yolov4.train import MODELS
 
@@ -57,8 +56,36 @@ def anchor_layout(model: str) -> list[int]:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     settings = dict(MODELS[model])
     tiny = settings.pop("variant", None) == "yolov4-tiny"
-    config = tiny_config(**settings) if tiny else YOLO_V4Config(**settings)
-    return [len(level) for level in config.anchors]
+    return tiny_config(**settings) if tiny else YOLO_V4Config(**settings)
+
+
+def anchor_layout(model: str) -> list[int]:
+    """How many anchors each output level of a trainer model has: yolov4 [3, 3, 3], yolov4-tiny [3, 3]."""
+    return [len(level) for level in _model_config(model).anchors]
+
+
+def default_anchors(model: str) -> np.ndarray:
+    """(K, 2) the anchors a trainer model uses unless told otherwise, in input pixels."""
+    return np.array([anchor for level in _model_config(model).anchors for anchor in level], dtype=np.float64)
+
+
+def box_sizes(dataset, input_size: int = 416) -> np.ndarray:
+    """(N, 2) widths and heights of a dataset's boxes, scaled as letterboxing to ``input_size``
+    scales each image."""
+    sizes = []
+    for path, boxes in dataset.items:
+        if len(boxes):
+            with Image.open(path) as image:
+                width, height = image.size
+            sizes.append(boxes[:, 3:5] * (input_size / max(width, height)))
+    if not sizes:
+        raise ValueError("dataset_anchors: the dataset has no boxes")
+    return np.concatenate(sizes)
+
+
+def mean_best_iou(sizes: np.ndarray, anchors: np.ndarray) -> float:
+    """Mean over (N, 2) sizes of the IoU with their best of (K, 2) anchors, centres aligned."""
+    return float(size_iou(np.asarray(sizes, np.float64), np.asarray(anchors, np.float64)).max(axis=1).mean())
 
 
 def dataset_anchors(dataset, input_size: int = 416, k: int = 9, levels: int = 3, seed: int = 0):
@@ -68,16 +95,7 @@ def dataset_anchors(dataset, input_size: int = 416, k: int = 9, levels: int = 3,
     that does not split evenly into ``levels`` is a ValueError."""
     if levels < 1 or k < levels or k % levels:
         raise ValueError(f"{k} anchors do not split evenly into {levels} levels (give a positive multiple of {levels})")
-    sizes = []
-    for path, boxes in dataset.items:
-        if len(boxes):
-            with Image.open(path) as image:
-                width, height = image.size
-            scale = input_size / max(width, height)
-            sizes.append(boxes[:, 3:5] * scale)
-    if not sizes:
-        raise ValueError("dataset_anchors: the dataset has no boxes")
-    anchors, mean_iou = kmeans_anchors(np.concatenate(sizes), k, seed)
+    anchors, mean_iou = kmeans_anchors(box_sizes(dataset, input_size), k, seed)
     per_level = k // levels
     grouped = tuple(
         tuple((round(float(w), 1), round(float(h), 1)) for w, h in anchors[i * per_level : (i + 1) * per_level])

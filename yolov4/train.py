@@ -112,6 +112,21 @@ def frozen_part(model: YOLO_V4, freeze: str | int | None) -> list[lucid.nn.Modul
     return [unit for index, _, unit in conv_layers(model) if index < freeze]
 
 
+def decay_groups(model: YOLO_V4, weight_decay: float, decay_on: str) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups. ``"conv"``: weight decay on convolution weights only,
+    as darknet decays them (BatchNorm's scale and shift and the heads' biases are not); ``"all"``:
+    one group, every parameter decayed."""
+    params = [p for p in model.parameters() if p.requires_grad]  # not a frozen part's
+    if decay_on == "all":
+        return [{"params": params, "weight_decay": weight_decay}]
+    conv_weights = {id(module.weight) for module in model.modules() if isinstance(module, lucid.nn.Conv2d)}
+    groups = [
+        {"params": [p for p in params if id(p) in conv_weights], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) not in conv_weights], "weight_decay": 0.0},
+    ]
+    return [group for group in groups if group["params"]]
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
@@ -161,6 +176,29 @@ def unknown_keys(where: str, given: Any, allowed: list[str]) -> None:
     raise ValueError(f"{where}: unknown settings {sorted(map(str, unknown))}{hint}; allowed: {', '.join(allowed)}")
 
 
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The settings in a YAML or JSON config file, as written (not yet coerced); a mistake in
+    the file is a one-line ValueError that names the file and the setting."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}")
+    text = path.read_text()
+    try:
+        content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a mapping of settings (name: value), got {type(content).__name__}")
+    unknown_keys(str(path), content, [f.name for f in fields(TrainConfig)])
+    return content
+
+
 # YOLO_V4Config fields that TrainConfig sets itself, with what to set instead.
 SET_BY_TRAIN_CONFIG = {
     "num_classes": "it comes from the dataset's class names",
@@ -188,6 +226,7 @@ class TrainConfig:
     lr: float = 0.0013
     momentum: float = 0.949
     weight_decay: float = 0.0005
+    decay_on: str = "conv"  # conv: convolution weights only, as darknet; all: every parameter
     burn_in: int = 1000  # iterations of warm-up, lr * (i / burn_in)^4
     schedule: str = "steps"  # steps or cosine
     steps: tuple[float, ...] = (0.8, 0.9)  # fractions of the run where lr is multiplied by scale
@@ -200,6 +239,7 @@ class TrainConfig:
     cmbn: bool = False
     model_options: dict = field(default_factory=dict)  # any other YOLO_V4Config field, e.g. iou_normalizer
     ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
+    ema_ramp: int = 2000  # updates over which the EMA's decay ramps up (keep it well below the run's)
     device: str = "cpu"
     seed: int = 0
     out: str = "runs/train"  # each run gets a new folder: runs/train, runs/train2, ...
@@ -224,6 +264,7 @@ class TrainConfig:
             "model": (self.model in MODELS, f"one of {', '.join(MODELS)}"),
             "device": (self.device in ("cpu", "gpu"), "cpu or gpu"),
             "ema": (0 <= self.ema < 1, "a decay in [0, 1)"),
+            "ema_ramp": (self.ema_ramp > 0, "a positive number of updates"),
             "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
             "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
             "lr": (self.lr > 0, "a positive number"),
@@ -231,6 +272,7 @@ class TrainConfig:
                 self.freeze in (None, "backbone") or (type(self.freeze) is int and self.freeze > 0),
                 "backbone or a positive number of layers",
             ),
+            "decay_on": (self.decay_on in ("conv", "all"), "conv or all"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
@@ -257,42 +299,53 @@ class TrainConfig:
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """A config from a YAML or JSON file, with ``overrides`` on top; a mistake in the file
         is a one-line ValueError that names the file and the setting."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no config file at {path}")
-        text = path.read_text()
-        try:
-            content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-            ) from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
-        if content is None:
-            content = {}
-        if not isinstance(content, dict):
-            raise ValueError(f"{path}: expected a mapping of settings (name: value), got {type(content).__name__}")
-        unknown_keys(str(path), content, [f.name for f in fields(cls)])
-        return cls(**{**content, **overrides})
+        return cls(**{**read_settings(path), **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+# Settings a resumed run may change: how long it trains (the schedule stretches to the new
+# length), where it runs, how often and how finely it is evaluated, and where its data now
+# lies (the classes are checked by name). Everything else must be the checkpoint's.
+CHANGEABLE_ON_RESUME = ("epochs", "device", "eval_every", "conf_thresh", "data", "val")
+
+
+def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig settings a training checkpoint (as ``lucid.load`` returns it) was made
+    with. A checkpoint from before ``decay_on`` existed decayed every parameter."""
+    return {"decay_on": "all", **json.loads(checkpoint["train_config"])}
+
+
+def changes_on_resume(config: TrainConfig, stored: dict[str, Any], checkpoint: str | Path) -> list[str]:
+    """How ``config`` differs from the ``stored`` settings of ``checkpoint``'s run, as lines such
+    as ``"epochs 18 -> 30"``; a one-line ValueError listing every setting that differs but is not
+    in ``CHANGEABLE_ON_RESUME``. Where a resumed run writes (out, exist_ok) is not compared."""
+    ours, theirs = config.to_dict(), TrainConfig(**stored).to_dict()
+    changed = [k for k in ours if ours[k] != theirs[k] and k not in ("out", "exist_ok")]
+    refused = [k for k in changed if k not in CHANGEABLE_ON_RESUME]
+    if refused:
+        listed = ", ".join(f"{k} {ours[k]!r} (the checkpoint's run has {theirs[k]!r})" for k in refused)
+        raise ValueError(
+            f"resume {checkpoint}: {listed}; only {', '.join(CHANGEABLE_ON_RESUME)} can change on resume "
+            "(start a new run to change the others)"
+        )
+    return [f"{k} {theirs[k]!r} -> {ours[k]!r}" for k in changed]
+
+
 class EMA:
     """An exponential moving average of the weights (and BatchNorm statistics), with the
-    decay ramped up over the first updates: decay * (1 - exp(-updates / 2000))."""
+    decay ramped up over the first updates: decay * (1 - exp(-updates / ramp)). The usual
+    ramp of 2000 suits long runs: a run of 1000 updates ends with 0.39 x decay, an average
+    over fewer than two updates, so a short run needs a shorter ramp."""
 
-    def __init__(self, model: YOLO_V4, decay: float) -> None:
-        self.decay, self.updates = decay, 0
+    def __init__(self, model: YOLO_V4, decay: float, ramp: int = 2000) -> None:
+        self.decay, self.ramp, self.updates = decay, ramp, 0
         self.shadow = {k: v.copy() for k, v in model.state_dict().items()}
 
     def update(self, model: YOLO_V4) -> None:
         self.updates += 1
-        d = self.decay * (1 - math.exp(-self.updates / 2000))
+        d = self.decay * (1 - math.exp(-self.updates / self.ramp))
         for key, value in model.state_dict().items():
             if backend.device_of(self.shadow[key]) != backend.device_of(value):  # the model moved
                 self.shadow[key] = backend.to_device(self.shadow[key], backend.device_of(value))
@@ -368,17 +421,17 @@ class Trainer:
         else:
             after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in config.steps], config.scale)
         self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
-        self.ema = EMA(self.model, config.ema) if config.ema else None
+        self.ema = EMA(self.model, config.ema, config.ema_ramp) if config.ema else None
         self.epoch, self.history = 0, []
         self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
 
     def _optimizer(self):
         c = self.config
-        params = [p for p in self.model.parameters() if p.requires_grad]  # not a frozen part's
+        groups = decay_groups(self.model, c.weight_decay, c.decay_on)
         if c.optimizer == "sgd":
-            return lucid.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+            return lucid.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
-        return make(params, lr=c.lr, weight_decay=c.weight_decay)
+        return make(groups, lr=c.lr, weight_decay=c.weight_decay)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -403,8 +456,12 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         """Continue from a checkpoint of this same configuration, in the checkpoint's folder.
+        Only the settings in ``CHANGEABLE_ON_RESUME`` may differ from the checkpoint's (each
+        change is printed); any other difference is a one-line ValueError that lists them.
         Data with the checkpoint's classes in another order is relabelled to its order."""
         state = lucid.load(path)
+        for change in changes_on_resume(self.config, stored_config(state), path):
+            print(f"resume: {change}", flush=True)
         names = json.loads(state["class_names"])
         for dataset in (self.train_set, self.val_set):
             use_class_order(dataset, names, f"resume {path}")

@@ -1,8 +1,11 @@
 """The command line end to end on a tiny dataset: train, eval, predict, anchors, export."""
 
+import fnmatch
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,6 +132,28 @@ def test_augment_gallery_command(tmp_path, monkeypatch):
         assert picture.size == (4 * 96, 2 * (96 + 18))
 
 
+@pytest.mark.parametrize("val_folder", ["val", "valid"])
+def test_augment_gallery_reads_the_documented_split_layouts(val_folder, tmp_path, monkeypatch):
+    """train/images + val/images (or valid/images), found by their folders or named by
+    Roboflow's data.yaml: the gallery shows the training images, as training reads them."""
+    from yolov4.data import gallery
+    from yolov4.data.formats import write_yolo
+    from yolov4.data.shapes import draw_scene
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "export"
+    write_yolo([(f"t{i}.png", *draw_scene(rng, 64)) for i in range(3)], root / "train", CLASS_NAMES)
+    write_yolo([(f"v{i}.png", *draw_scene(rng, 64)) for i in range(2)], root / val_folder, CLASS_NAMES)
+    shown, write = [], gallery.augment_gallery
+    monkeypatch.setattr(gallery, "augment_gallery", lambda out, data, **k: shown.append(data) or write(out, data, **k))
+    yaml_file = root / "data.yaml"
+    for data, splits in ((root, ""), (yaml_file, f"train: ../train/images\nval: ../{val_folder}/images\n")):
+        yaml_file.write_text(f"{splits}names: {CLASS_NAMES}\n")  # the splits by their folders, then Roboflow's yaml
+        assert main(["augment-gallery", "--data", str(data), "--out", str(tmp_path / "g.png"), "--size", "64"]) == 0
+        assert sorted(path.name for path, _ in shown[-1].items) == ["t0.png", "t1.png", "t2.png"]
+        assert (tmp_path / "g.png").is_file()
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -186,6 +211,96 @@ def test_demo_settings_are_the_measured_ones():
     config = TrainConfig(**DEMO)
     assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("small", 256, 18, 4, 0.004)
     assert config.model_options == {"iou_normalizer": 1.0}
+
+
+def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
+    """``python -m yolov4 demo`` and ``train --config yolov4/configs/demo.yaml`` are the same run,
+    and the file ships inside the package."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    import yolov4.demo
+    import yolov4.train
+
+    made = []
+
+    class Stop(Exception):
+        pass
+
+    def record(config, progress=True):
+        made.append(config.to_dict())
+        raise Stop
+
+    monkeypatch.setattr(yolov4.demo, "Trainer", record)
+    monkeypatch.setattr(yolov4.train, "Trainer", record)
+    with pytest.raises(Stop):
+        yolov4.demo.run_demo(tmp_path / "demo")
+    config_file = yolov4.demo.DEMO_CONFIG
+    with pytest.raises(Stop):
+        main(["train", "--config", str(config_file), "--out", str(tmp_path / "demo")])
+    assert made[0] == made[1]
+    assert made[0]["data"] is None and made[0]["epochs"] == 18  # the built-in shapes, as docs/training.md says
+
+    package = Path(yolov4.__file__).parent
+    assert config_file.parent.parent == package and config_file.is_file()
+    pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["package-data"]["yolov4"]
+    assert any(fnmatch.fnmatch(str(config_file.relative_to(package)), pattern) for pattern in shipped)
+
+
+def test_the_demo_scores_the_ema_weights_when_it_keeps_them(tmp_path, monkeypatch):
+    """With EMA on, the demo's reported mAP and pictures come from the averaged weights, as the
+    trainer's own evaluation and load_trained do."""
+    import yolov4.demo
+    import yolov4.train
+    from yolov4.data.shapes import shapes_dataset
+    from yolov4.train import load_trained
+
+    def small_shapes(split):
+        return shapes_dataset(split, root=tmp_path / "shapes", train=8, val=4, size=64)
+
+    monkeypatch.setattr(yolov4.train, "shapes_dataset", small_shapes)
+    monkeypatch.setattr(yolov4.demo, "shapes_dataset", small_shapes)
+    for key, value in dict(img=64, ema=0.9, ema_ramp=1, eval_every=1).items():
+        monkeypatch.setitem(yolov4.demo.DEMO, key, value)
+    scored, evaluate = [], yolov4.demo.evaluate_model
+
+    def record(model, *args, **kwargs):
+        scored.append({k: np.array(v) for k, v in model.state_dict().items()})
+        return evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(yolov4.demo, "evaluate_model", record)
+    yolov4.demo.run_demo(tmp_path / "demo", epochs=1)
+    averaged, _, _ = load_trained(tmp_path / "demo" / "last.npz")  # the EMA's weights
+    raw, _, _ = load_trained(tmp_path / "demo" / "last.npz", use_ema=False)
+    key = "head.0.output.conv.weight"
+    assert not np.array_equal(averaged.state_dict()[key], raw.state_dict()[key])
+    for name, value in averaged.state_dict().items():
+        np.testing.assert_array_equal(scored[-1][name], value, err_msg=name)
+
+
+DARKNET_ANCHORS = {  # cfg/yolov4.cfg and cfg/yolov4-tiny.cfg, input pixels
+    "yolov4": [(12, 16), (19, 36), (40, 28), (36, 75), (76, 55), (72, 146), (142, 110), (192, 243), (459, 401)],
+    "yolov4-tiny": [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)],
+}
+
+
+def test_anchors_reports_the_mean_iou_of_the_models_default_anchors(tiny_dataset, capsys):
+    """The boxes' mean best IoU with the model's own anchors, beside the new anchors' figure,
+    so that a user can see whether new anchors are worth it."""
+    sizes = []  # the tiny dataset's 64x64 images at --img 128: twice their label sizes in pixels
+    for label in (tiny_dataset / "labels" / "train").glob("*.txt"):
+        sizes += [(128 * float(w), 128 * float(h)) for _, _, _, w, h in map(str.split, label.read_text().splitlines())]
+    for model, anchors in DARKNET_ANCHORS.items():
+        best = []
+        for w, h in sizes:
+            ious = [min(w, a) * min(h, b) / (w * h + a * b - min(w, a) * min(h, b)) for a, b in anchors]
+            best.append(max(ious))
+        assert main(["anchors", "--data", str(tiny_dataset), "--img", "128", "--model", model]) == 0
+        out = capsys.readouterr().out
+        new, default = (float(x) for x in re.findall(r"(\d\.\d{3}) with", out))
+        assert f"with {model}'s default anchors" in out
+        assert default == pytest.approx(sum(best) / len(best), abs=6e-4)
+        assert new > default  # k-means on these very boxes fits them better than COCO's anchors
 
 
 def test_anchors_are_split_over_the_chosen_models_levels(tiny_dataset, capsys):
@@ -334,10 +449,10 @@ def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path
         f"yolov4: error: {untrained}: the weights' classes {CLASS_NAMES} are not the data's {[*CLASS_NAMES, 'star']}\n"
     )
 
-    trainer = Trainer(TrainConfig(data=str(reordered), img=64, out=str(tmp_path / "r")), progress=False)
+    trainer = Trainer(TrainConfig(data=str(reordered), img=64, batch=4, out=str(tmp_path / "r")), progress=False)
     trainer.resume(untrained)
     assert trainer.class_names == CLASS_NAMES
     assert [b.tolist() for _, b in trainer.val_set.items] == [b.tolist() for _, b in original.items]
-    trainer = Trainer(TrainConfig(data=str(more), img=64, out=str(tmp_path / "m")), progress=False)
+    trainer = Trainer(TrainConfig(data=str(more), img=64, batch=4, out=str(tmp_path / "m")), progress=False)
     with pytest.raises(ValueError, match=r"resume .*: the weights' classes \[.*\] are not the data's \[.*'star'\]"):
         trainer.resume(untrained)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import minilucid as lucid
 from yolov4.anchors import kmeans_anchors
@@ -211,3 +212,74 @@ def test_kmeans_recovers_clustered_sizes():
     assert mean_iou > 0.85
     with pytest.raises(ValueError, match="too few"):
         kmeans_anchors(sizes[:3], k=6)
+
+
+@pytest.mark.parametrize("decay_on", ["conv", "all"])
+def test_weight_decay_falls_on_convolution_weights_only_by_default(decay_on, tiny_dataset, tmp_path):
+    settings = dict(optimizer="sgd", weight_decay=0.1, ema=0.0, drop_block=0.0)
+    if decay_on == "all":
+        settings["decay_on"] = "all"  # the option that keeps the old behaviour
+    trainer = Trainer(config(tiny_dataset, tmp_path / "o", **settings), progress=False)
+    before = dict(trainer.model.named_parameters())
+    before = {k: np.array(p.data) for k, p in before.items()}
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = 0.5  # past burn-in; with a zero gradient only the decay moves a weight
+    for p in trainer.model.parameters():
+        p.grad = np.zeros_like(p.data)
+    trainer.optimizer.step()
+    conv_weights = {f"{name}.weight" for name, m in trainer.model.named_modules() if isinstance(m, lucid.nn.Conv2d)}
+    assert len(conv_weights) > 10 and any(k.endswith(".bias") for k in before) and any("bn" in k for k in before)
+    for name, p in trainer.model.named_parameters():
+        decayed = name in conv_weights or decay_on == "all"
+        expected = before[name] * (1 - 0.5 * 0.1) if decayed else before[name]
+        np.testing.assert_allclose(p.data, expected, rtol=1e-6, err_msg=name)
+
+
+def test_decay_on_is_checked():
+    with pytest.raises(ValueError, match=r"TrainConfig.decay_on = 'bn' is invalid: expected conv or all"):
+        TrainConfig(decay_on="bn")
+
+
+def test_resume_starts_from_the_stored_config_and_names_what_differs(tiny_dataset, tmp_path, capsys):
+    from yolov4.__main__ import main
+
+    settings = dict(model="tiny-small", lr=0.002, ema=0.0, drop_block=0.0, epochs=2)
+    Trainer(config(tiny_dataset, tmp_path / "run", **settings), progress=False).fit(epochs=1)
+    checkpoint = str(tmp_path / "run" / "last.npz")
+    capsys.readouterr()
+
+    assert main(["train", "--resume", checkpoint, "--lr", "0.01", "--model", "small", "--quiet"]) == 1
+    printed = capsys.readouterr()
+    error = printed.err
+    assert error.count("\n") == 1 and error.startswith(f"yolov4: error: resume {checkpoint}: ")
+    assert "train:" not in printed.out  # refused before the data is read
+    assert "model 'small' (the checkpoint's run has 'tiny-small')" in error
+    assert "lr 0.01 (the checkpoint's run has 0.002)" in error
+
+    # No flags: the run continues with its own settings (today's defaults would be img 416, small).
+    assert main(["train", "--resume", checkpoint, "--epochs", "3", "--quiet"]) == 0
+    assert "resume: epochs 2 -> 3" in capsys.readouterr().out
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in log] == [1, 2, 3]
+    written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (written["model"], written["img"], written["lr"], written["epochs"]) == ("tiny-small", 64, 0.002, 3)
+    assert not (tmp_path / "run2").exists()
+
+
+def test_the_ema_ramp_is_a_setting(tiny_dataset, tmp_path):
+    """decay * (1 - exp(-updates / ema_ramp)): a short run can ramp up within its length."""
+    import math
+
+    from yolov4.train import EMA
+
+    conv = lucid.nn.Conv2d(2, 3, 1)
+    ema = EMA(conv, 0.9, ramp=10)
+    before = np.array(conv.weight.data)
+    conv.weight.data += 1.0
+    ema.update(conv)
+    d = 0.9 * (1 - math.exp(-1 / 10))
+    np.testing.assert_allclose(ema.shadow["weight"], d * before + (1 - d) * (before + 1), rtol=1e-6)
+    trainer = Trainer(config(tiny_dataset, tmp_path / "o", ema=0.99, ema_ramp=50), progress=False)
+    assert (trainer.ema.decay, trainer.ema.ramp) == (0.99, 50)
+    with pytest.raises(ValueError, match=r"TrainConfig.ema_ramp = 0 is invalid: expected a positive number"):
+        TrainConfig(ema_ramp=0)

@@ -66,12 +66,18 @@ def without(train: DetectionDataset, val: DetectionDataset) -> DetectionDataset:
     )
 
 
+def training_set(data: str | Path) -> DetectionDataset:
+    """The images a run trains on: the dataset's train (or trainval) split where it has one,
+    else all of it (before any hold-out)."""
+    return read_dataset(data, next((s for s in TRAIN_SPLITS if has_split(data, s)), None))
+
+
 def read_splits(
     data: str | Path, val: str | Path | None = None, val_fraction: float = 0.1
 ) -> tuple[DetectionDataset, DetectionDataset]:
     """(training set, validation set) of the dataset at ``data``; ``val`` names a separate
     validation dataset. A validation set that is named but broken is an error."""
-    train = read_dataset(data, next((s for s in TRAIN_SPLITS if has_split(data, s)), None))
+    train = training_set(data)
     source = Path(val) if val is not None else Path(data)
     try:
         if val is not None and not source.exists():
