@@ -79,7 +79,7 @@ def train_command(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"no dataset at {config.data}")
     if config.val is not None and not Path(config.val).exists():
         raise FileNotFoundError(f"no validation set at {config.val}")
-    trainer = Trainer(config, progress=not args.quiet)
+    trainer = Trainer(config, progress=not args.quiet, resuming=bool(args.resume))
     if args.resume:
         trainer.resume(args.resume)
         print(f"resuming {args.resume} at epoch {trainer.epoch + 1}")

@@ -374,7 +374,9 @@ class EMA:
 class Trainer:
     """Trains a model as a TrainConfig says; ``fit()`` runs the epochs (resumable)."""
 
-    def __init__(self, config: TrainConfig, progress: bool = True) -> None:
+    def __init__(self, config: TrainConfig, progress: bool = True, resuming: bool = False) -> None:
+        """``resuming``: ``resume`` will load a checkpoint next, so ``config.weights`` (the start
+        of the run that made it) is not read again; the file may be gone by now."""
         self.config, self.progress = config, progress
         if Path(config.out).exists() and not Path(config.out).is_dir():
             raise ValueError(f"TrainConfig.out = {config.out!r} is a file; name a folder for the run")
@@ -395,7 +397,7 @@ class Trainer:
             cmbn=config.cmbn,
             **config.model_options,
         ).to(config.device)
-        if config.weights:
+        if config.weights and not resuming:
             print(load_pretrained(self.model, config.weights, self.class_names), flush=True)
         self.frozen = frozen_part(self.model, config.freeze)
         for module in self.frozen:  # no gradient, and not given to the optimizer

@@ -213,7 +213,10 @@ def test_a_frozen_backbone_stays_as_loaded_while_the_rest_trains_and_resumes_exa
         moved
     )
 
-    resumed = Trainer(config(tmp_path / "other"), progress=False)
+    (tmp_path / "m.weights").unlink()  # a resume reads the checkpoint, not the run's starting weights
+    capsys.readouterr()
+    resumed = Trainer(config(tmp_path / "other"), progress=False, resuming=True)
+    assert "loaded" not in capsys.readouterr().out
     resumed.resume(tmp_path / "stopped" / "last.npz")
     resumed.fit()
     for key, value in after.items():
