@@ -86,6 +86,11 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
         raise
 
 
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old file or the new one."""
+    write_atomically(path, lambda file: file.write(text.encode("utf-8")))
+
+
 def save(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a (nested) dict of arrays, Tensors and plain values to ``path`` atomically."""
     if not isinstance(state, dict):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minilucid.serialization import write_text_atomically
+
 
 def _model_from_args(args: argparse.Namespace):
     """(model, class names) from --weights CKPT or --darknet CFG WEIGHTS."""
@@ -130,8 +132,9 @@ def eval_command(args: argparse.Namespace) -> None:
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
     print_metrics(metrics)
     if args.out:
-        Path(args.out).write_text(
-            json.dumps({k: metrics[k] for k in (*METRIC_KEYS, "per_class", "voc_map50", "voc07_map50")}, indent=2)
+        write_text_atomically(
+            args.out,
+            json.dumps({k: metrics[k] for k in (*METRIC_KEYS, "per_class", "voc_map50", "voc07_map50")}, indent=2),
         )
         print(f"metrics written to {args.out}")
 
@@ -210,7 +213,7 @@ def predict_command(args: argparse.Namespace) -> None:
                 }
             )
         print(f"{path}: {len(found)} objects")
-    (out / "detections.json").write_text(json.dumps(records))
+    write_text_atomically(out / "detections.json", json.dumps(records))
     print(f"annotated images and detections.json (COCO format) are in {out}")
 
 

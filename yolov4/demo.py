@@ -8,6 +8,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from minilucid.serialization import write_text_atomically
 from yolov4.data.augment import letterbox
 from yolov4.data.shapes import shapes_dataset
 from yolov4.detect import to_original
@@ -34,7 +35,7 @@ def score_and_draw(model, class_names: list[str], img: int, out: Path) -> dict:
         pictures.append(draw_detections(image, found, class_names))
     save_grid(pictures, out / "detections.png")
     keys = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class")
-    (out / "metrics.json").write_text(json.dumps({k: metrics[k] for k in keys}, indent=2))
+    write_text_atomically(out / "metrics.json", json.dumps({k: metrics[k] for k in keys}, indent=2))
     return metrics
 
 

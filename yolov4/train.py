@@ -29,7 +29,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -42,6 +41,7 @@ import yaml
 import minilucid as lucid
 from minilucid import backend
 from minilucid.optim import lr_scheduler
+from minilucid.serialization import write_text_atomically
 from yolov4.config import YOLO_V4Config
 from yolov4.darknet import conv_layers
 from yolov4.data.augment import AugmentConfig
@@ -482,9 +482,7 @@ class Trainer:
         """``log.jsonl``: one JSON line per epoch of the history, replaced atomically."""
         if not self.history and not (self.out / "log.jsonl").exists():
             return
-        temporary = self.out / ".log.jsonl.tmp"
-        temporary.write_text("".join(json.dumps(record) + "\n" for record in self.history))
-        os.replace(temporary, self.out / "log.jsonl")
+        write_text_atomically(self.out / "log.jsonl", "".join(json.dumps(record) + "\n" for record in self.history))
 
     # ------------------------------------------------------------------ the loop
     def train_batch(self, images: lucid.Tensor, targets: list[np.ndarray]) -> dict[str, float]:
@@ -538,10 +536,11 @@ class Trainer:
             for old in ("last.npz", "best.npz", "log.jsonl", "curves.png"):
                 (self.out / old).unlink(missing_ok=True)
         self.write_log()  # on resume: the checkpoint's epochs, whatever the log had run ahead to
-        (self.out / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
-        (self.out / "splits.txt").write_text(
+        write_text_atomically(self.out / "config.yaml", yaml.safe_dump(c.to_dict(), sort_keys=False))
+        write_text_atomically(
+            self.out / "splits.txt",
             f"train: {describe(self.train_set)}\nval: {describe(self.val_set)}\n"
-            + "".join(f"{path}\n" for path, _ in self.val_set.items)
+            + "".join(f"{path}\n" for path, _ in self.val_set.items),
         )
         target = epochs or c.epochs
         while self.epoch < target:

@@ -78,3 +78,15 @@ def test_pickled_content_is_refused(tmp_path):
     np.savez(path, evil=np.array([{"a": 1}], dtype=object))  # an object array needs pickle
     with pytest.raises(ValueError, match="is not a valid .npz archive"):
         lucid.load(path)
+
+
+def test_write_text_atomically_replaces_the_file_whole(tmp_path):
+    from minilucid.serialization import write_text_atomically
+
+    path = tmp_path / "config.yaml"
+    path.write_text("old")
+    write_text_atomically(path, "lr: 0.001\nnames: [café]\n")
+    assert path.read_text(encoding="utf-8") == "lr: 0.001\nnames: [café]\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temporary left beside it
+    with pytest.raises(FileNotFoundError):
+        write_text_atomically(tmp_path / "missing" / "x.txt", "text")

@@ -226,7 +226,7 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
     class Stop(Exception):
         pass
 
-    def record(config, progress=True):
+    def record(config, progress=True, resuming=False):
         made.append(config.to_dict())
         raise Stop
 
