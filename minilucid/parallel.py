@@ -33,10 +33,11 @@ It runs ``kernel(out, *args)`` once, on the caller's thread, when
 - the arrays live on a GPU (one CuPy kernel covers the whole device);
 - ``out`` is not C-contiguous.
 
-Threads: as many as the process may use cores (like OpenBLAS's default), or
-``MINILUCID_NUM_THREADS``, or ``set_num_threads(n)``; 1 turns the pool off (blocks are then
-all taken by the caller's thread). The pool is busy only while BLAS is not (one op runs
-after the other), so the two never compete for the cores.
+Threads: one by default (the pool off: every block taken by the caller's thread, which keeps
+the blocks' cache benefit), ``MINILUCID_NUM_THREADS=n`` or ``set_num_threads(n)`` for more.
+One is the default because a whole YOLOv4 step measured no faster with a second thread on
+a 2-core CPU (docs/performance.md), and slower when other processes share the cores. The
+pool is busy only while BLAS is not (one op runs after the other).
 """
 
 from __future__ import annotations
@@ -61,15 +62,13 @@ _pool_lock = threading.Lock()
 
 
 def _default_threads() -> int:
-    """MINILUCID_NUM_THREADS, else the number of cores this process may run on."""
+    """MINILUCID_NUM_THREADS, else 1 (the pool off; see the module's docstring for why)."""
     value = os.environ.get("MINILUCID_NUM_THREADS", "")
     if value:
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"MINILUCID_NUM_THREADS must be a positive integer, got {value!r}")
         return int(value)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return 1
 
 
 _threads = _default_threads()

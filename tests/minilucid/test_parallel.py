@@ -178,6 +178,8 @@ def test_small_arrays_run_whole_on_the_callers_thread():
 
 
 def test_the_environment_variable_sets_the_threads_and_bad_values_are_refused(monkeypatch):
+    monkeypatch.delenv("MINILUCID_NUM_THREADS", raising=False)
+    assert parallel._default_threads() == 1  # the pool is off unless asked for (measured: docs/performance.md)
     monkeypatch.setenv("MINILUCID_NUM_THREADS", "1")
     assert parallel._default_threads() == 1
     monkeypatch.setenv("MINILUCID_NUM_THREADS", "3")
