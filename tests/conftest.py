@@ -29,6 +29,22 @@ if USE_STANDIN:
     backend._gpu_status.cache_clear()
 
 
+# The packages' own dependencies (pyproject's `dependencies`), by import name. Without one,
+# most test modules fail to import; say so once instead of once per module.
+RUNTIME_DEPENDENCIES = {"PIL": "pillow", "yaml": "pyyaml", "tqdm": "tqdm", "matplotlib": "matplotlib"}
+
+
+def pytest_configure(config):
+    import importlib.util
+
+    missing = [pip for module, pip in RUNTIME_DEPENDENCIES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise pytest.UsageError(
+            f"the tests need the project's dependencies; missing: {', '.join(missing)}. "
+            'Install them with pip install -e ".[dev]" (on a machine without a registry: carry their wheels)'
+        )
+
+
 def pytest_report_header(config):
     if REAL_GPU:
         return f"gpu tests: on the GPU ({backend.gpu_status()})"

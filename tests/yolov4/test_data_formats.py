@@ -4,11 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from yolov4.data.formats import (
-    parse_yolo_label,
     read_coco,
     read_dataset,
     read_voc,
@@ -241,19 +238,6 @@ def test_voc_class_indices_do_not_depend_on_split_or_file_order_and_follow_a_nam
     (root / "voc.names").write_text("square\ncircle\n")
     with pytest.raises(ValueError, match=r"m.xml: <object> 0: unknown class 'triangle'"):
         read_voc(root, split="val")
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
-def test_garbage_label_lines_only_ever_raise_value_error(tmp_path_factory, line):
-    path = tmp_path_factory.mktemp("labels") / "x.txt"
-    path.write_text(line + "\n", encoding="utf-8")
-    try:
-        boxes = parse_yolo_label(path, 3, 64, 64)
-    except ValueError as error:
-        assert "x.txt, line" in str(error)
-    else:
-        assert boxes.shape[1] == 5
 
 
 def test_builtin_dataset_is_deterministic_and_has_what_training_needs(tmp_path):
