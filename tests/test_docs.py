@@ -228,3 +228,11 @@ def test_readme_defines_its_five_words_before_using_them():
         used = re.search(rf"\b{word}s?\b", before, flags=re.IGNORECASE)
         assert not used, f"the README uses '{word}' before its glossary defines it"
     assert text.index("```python") > glossary  # engine code comes after the first page's orientation
+
+
+def test_the_conftests_dependency_check_names_every_runtime_dependency_but_numpy():
+    from tests.conftest import RUNTIME_DEPENDENCIES
+
+    block = read("pyproject.toml").split("\ndependencies = [", 1)[1].split("\n]", 1)[0]
+    declared = set(re.findall(r'^\s*"([A-Za-z0-9_-]+)', block, flags=re.MULTILINE))
+    assert declared == {"numpy", *RUNTIME_DEPENDENCIES.values()}
