@@ -48,15 +48,10 @@ def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int
 
 
 def _model_config(model: str):
-    """The YOLO_V4Config of a trainer model (yolov4.train.MODELS), without building the model."""
-    from yolov4.config import YOLO_V4Config, tiny_config
-    from yolov4.train import MODELS
+    """The YOLO_V4Config of a zoo model (yolov4.model.MODELS), without building the model."""
+    from yolov4.model import zoo_config
 
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    settings = dict(MODELS[model])
-    tiny = settings.pop("variant", None) == "yolov4-tiny"
-    return tiny_config(**settings) if tiny else YOLO_V4Config(**settings)
+    return zoo_config(model)
 
 
 def anchor_layout(model: str) -> list[int]:
