@@ -94,7 +94,7 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         self.in_channels = tuple(_listed(self, "in_channels"))
         self.obj_balance = tuple(float(v) for v in _listed(self, "obj_balance"))
         self.scale_x_y = tuple(float(v) for v in _listed(self, "scale_x_y"))
-        self.validate()
+        self.check()
 
     @property
     def num_levels(self) -> int:
@@ -119,8 +119,8 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         """A residual block count of the full model scaled by ``depth_multiple``."""
         return max(1, round(count * self.depth_multiple))
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field, its value and what is allowed."""
+    def check(self) -> None:
+        """Check every field; a ValueError names the first wrong one, its value and what is allowed."""
         levels = 2 if self.variant == "yolov4-tiny" else 3
         _check(self, "variant", self.variant in VARIANTS, f"one of {VARIANTS}")
         _check(

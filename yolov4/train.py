@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ class Trainer:
             config.augment_config(),
             shuffle=True,
             seed=config.seed,
-            sizes=sizes if config.multiscale else None,
+            input_sizes=sizes if config.multiscale else None,
             device=config.device,
         )
         self.optimizer = self._optimizer()
@@ -231,12 +232,11 @@ class Trainer:
             reset_cross_minibatch_norm(self.model)
         return sums
 
-    def evaluate(self) -> dict[str, Any]:
-        """The held-out metrics (with the EMA weights when the run keeps them)."""
-        if self.ema:
-            with self.ema.applied(self.model):
-                return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
-        return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
+    def held_out_metrics(self) -> dict[str, Any]:
+        """The model's COCO metrics on the validation set, which it never trains on (with the
+        EMA weights when the run keeps them)."""
+        with self.ema.applied(self.model) if self.ema else nullcontext():
+            return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
 
     def fit(self, epochs: int | None = None) -> list[dict[str, Any]]:
         """Train until ``epochs`` (default: the config's) are done; returns the history."""
@@ -285,7 +285,7 @@ class Trainer:
                 "seconds": time.perf_counter() - start,
             }
             if self.epoch % c.eval_every == 0 or self.epoch == target:
-                metrics = self.evaluate()
+                metrics = self.held_out_metrics()
                 record.update(
                     {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large")}
                 )

@@ -3,9 +3,9 @@
 Every random choice of batch b in epoch e comes from a generator seeded by (seed, e, b),
 and the sample order of epoch e from (seed, e) (``minilucid.data.DataLoader.order``): an
 epoch is reproducible, and a run resumed at any epoch sees exactly the batches an
-uninterrupted run would. With multi-scale, the
-input size changes every ``multiscale_every`` batches to a multiple of 32 drawn from
-``sizes`` (darknet's ``random=1``), the same for every image of a batch.
+uninterrupted run would. With multi-scale, the input size changes every ``multiscale_every``
+batches to a multiple of 32 drawn from ``input_sizes`` (darknet's ``random=1``), the same
+for every image of a batch.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ class DetectionLoader(DataLoader):
     Args:
         dataset: anything with ``len`` and ``dataset[i] -> (image, boxes)``.
         batch_size: images per batch.
-        size: input size (a multiple of 32) when not multi-scale.
+        input_size: the network's input side (a multiple of 32) when not multi-scale.
         augment: an AugmentConfig, or None for letterbox only (evaluation).
         shuffle: a new order every epoch.
         seed: makes every epoch reproducible.
-        sizes: sizes for multi-scale training (multiples of 32), or None.
+        input_sizes: input sides for multi-scale training (multiples of 32), or None.
         multiscale_every: batches between size changes.
         drop_last: skip a last, smaller batch.
         device: where the batches' images go.
@@ -47,35 +47,36 @@ class DetectionLoader(DataLoader):
         self,
         dataset,
         batch_size: int = 8,
-        size: int = 416,
+        input_size: int = 416,
         augment: AugmentConfig | None = None,
         shuffle: bool = True,
         seed: int = 0,
-        sizes: Sequence[int] | None = None,
+        input_sizes: Sequence[int] | None = None,
         multiscale_every: int = 10,
         drop_last: bool = False,
         device: str = "cpu",
     ) -> None:
-        for s in [size, *(sizes or [])]:
+        for s in [input_size, *(input_sizes or [])]:
             if s % 32 or s <= 0:
                 raise ValueError(f"DetectionLoader: input sizes must be positive multiples of 32, got {s}")
         super().__init__(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
-        self.size, self.augment, self.device = size, augment, device
-        self.sizes, self.multiscale_every = list(sizes) if sizes else None, multiscale_every
+        self.input_size, self.augment, self.device = input_size, augment, device
+        self.input_sizes = list(input_sizes) if input_sizes else None
+        self.multiscale_every = multiscale_every
 
-    def size_at(self, step: int) -> int:
-        """The input size of global batch ``step``."""
-        if not self.sizes:
-            return self.size
+    def input_size_at(self, step: int) -> int:
+        """The input side of global batch ``step``."""
+        if not self.input_sizes:
+            return self.input_size
         draw = np.random.default_rng([self.seed, 7919, step // self.multiscale_every])
-        return int(draw.choice(self.sizes))
+        return int(draw.choice(self.input_sizes))
 
     def batch(self, epoch: int, index: int) -> tuple[lucid.Tensor, list[np.ndarray]]:
         """Batch ``index`` of ``epoch`` (the same every time it is asked for)."""
         n = len(self.dataset)
         picks = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, epoch, index])
-        side = self.size_at(epoch * len(self) + index)
+        side = self.input_size_at(epoch * len(self) + index)
         size = (side, side)
         if self.augment is None:
             samples = [letterbox(*self.dataset[int(i)], size) for i in picks]
