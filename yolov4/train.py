@@ -82,6 +82,11 @@ def decay_groups(model: YOLO_V4, weight_decay: float, decay_on: str) -> list[dic
     return [group for group in groups if group["params"]]
 
 
+# The loss terms a run logs, each with its format on the progress bar; the IoU branch's
+# term only where the model has the branch (iou_branch_weight > 0).
+TERM_FORMATS = {"loss": ".2f", "box": ".3f", "obj": ".2f", "cls": ".3f", "iou_branch": ".3f"}
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
@@ -139,6 +144,8 @@ class Trainer:
             after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in config.steps], config.scale)
         self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
         self.ema = EMA(self.model, config.ema, config.ema_ramp) if config.ema else None
+        branch = self.model.config.iou_branch_weight > 0
+        self.loss_terms = [key for key in TERM_FORMATS if key != "iou_branch" or branch]  # summed and logged
         self.epoch, self.history = 0, []
         self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
 
@@ -204,7 +211,7 @@ class Trainer:
         """One update: accumulated mini-batches, one optimizer step; returns the loss terms."""
         c = self.config
         step = len(targets) // c.subdivisions or 1
-        sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "cls": 0.0}
+        sums = dict.fromkeys(self.loss_terms, 0.0)
         self.optimizer.zero_grad()
         for start in range(0, len(targets), step):
             part, part_targets = images[start : start + step], targets[start : start + step]
@@ -222,8 +229,15 @@ class Trainer:
             weight = part.shape[0] / len(targets)  # this mini-batch's share of the update
             (loss * weight).backward()
             terms = self.model.last_loss_terms
-            for key, value in (("loss", terms.total), ("box", terms.box), ("obj", terms.obj), ("cls", terms.cls)):
-                sums[key] += value * weight
+            parts = {
+                "loss": terms.total,
+                "box": terms.box,
+                "obj": terms.obj,
+                "cls": terms.cls,
+                "iou_branch": terms.iou_branch,
+            }
+            for key in sums:
+                sums[key] += parts[key] * weight
         self.optimizer.step()
         self.scheduler.step()
         if self.ema:
@@ -261,7 +275,7 @@ class Trainer:
             self.model.train()
             self.loader.set_epoch(self.epoch)
             start, seen = time.perf_counter(), 0
-            totals = {"loss": 0.0, "box": 0.0, "obj": 0.0, "cls": 0.0}
+            totals = dict.fromkeys(self.loss_terms, 0.0)
             bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{target}", disable=not self.progress, leave=False)
             for images, targets in bar:
                 terms = self.train_batch(images, targets)
@@ -269,13 +283,8 @@ class Trainer:
                 for key in totals:
                     totals[key] += terms[key] * len(targets)
                 rate = seen / (time.perf_counter() - start)
-                bar.set_postfix(
-                    loss=f"{terms['loss']:.2f}",
-                    box=f"{terms['box']:.3f}",
-                    obj=f"{terms['obj']:.2f}",
-                    cls=f"{terms['cls']:.3f}",
-                    img_s=f"{rate:.1f}",
-                )
+                shown = {k: format(terms[k], TERM_FORMATS[k]) for k in self.loss_terms}
+                bar.set_postfix(**shown, img_s=f"{rate:.1f}")
             self.epoch += 1
             record = {
                 "epoch": self.epoch,

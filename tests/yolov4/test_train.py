@@ -59,6 +59,20 @@ def test_model_settings_reach_the_model(tiny_dataset, tmp_path):
     assert (c.iou_normalizer, c.box_loss, c.cls_label_smoothing, c.drop_block, c.cmbn) == (0.5, "giou", 0.1, 0.1, True)
 
 
+def test_the_iou_branch_term_is_summed_and_logged_where_the_branch_is_on(tiny_dataset, tmp_path):
+    trainer = Trainer(
+        config(tiny_dataset, tmp_path / "o", epochs=1, model_options={"iou_branch_weight": 0.5}), progress=False
+    )
+    terms = trainer.train_batch(*trainer.loader.batch(0, 0))
+    assert terms["iou_branch"] > 0
+    assert terms["loss"] == pytest.approx(terms["box"] + terms["obj"] + terms["cls"] + terms["iou_branch"])
+    trainer.fit()
+    logged = [json.loads(line) for line in (trainer.out / "log.jsonl").read_text().splitlines()]
+    assert logged[-1]["iou_branch"] > 0
+    off = Trainer(config(tiny_dataset, tmp_path / "off", epochs=1), progress=False)
+    assert set(off.train_batch(*off.loader.batch(0, 0))) == {"loss", "box", "obj", "cls"}
+
+
 def test_resume_is_exact(tiny_dataset, tmp_path):
     straight = Trainer(config(tiny_dataset, tmp_path / "a"), progress=False)
     straight.fit()
