@@ -235,3 +235,25 @@ def tiny_config(**overrides: Any) -> YOLO_V4Config:
         scale_x_y=(1.05, 1.05),
     )
     return YOLO_V4Config(**{**settings, **overrides})
+
+
+# The model zoo: the models the trainer and the CLI know by name, as config settings
+# (``yolov4.model.build_model`` builds one).
+MODELS = {
+    "yolov4": {},
+    "yolov4-tiny": {"variant": "yolov4-tiny"},
+    "medium": {"width_multiple": 0.5, "depth_multiple": 0.67},
+    "small": {"width_multiple": 0.25, "depth_multiple": 0.33},
+    "tiny-small": {"variant": "yolov4-tiny", "width_multiple": 0.5},
+}
+
+
+def zoo_config(name: str, num_classes: int = 80, **overrides: Any) -> YOLO_V4Config:
+    """The config of the zoo model ``name`` (yolov4, yolov4-tiny, medium, small, tiny-small),
+    with ``overrides`` on top; a one-line ValueError for a name the zoo does not have."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    settings = {**MODELS[name], "num_classes": num_classes, **overrides}
+    if settings.pop("variant", None) == "yolov4-tiny":
+        return tiny_config(**settings)
+    return YOLO_V4Config(**settings)

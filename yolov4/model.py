@@ -15,7 +15,7 @@ import minilucid as lucid
 from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
 from yolov4.cfg import DarknetGraph
-from yolov4.config import YOLO_V4Config, tiny_config
+from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
@@ -232,27 +232,6 @@ def yolo_v4(num_classes: int = 80, **overrides: Any) -> YOLO_V4:
 def yolo_v4_tiny(num_classes: int = 80, **overrides: Any) -> YOLO_V4:
     """YOLOv4-tiny of yolov4-tiny.cfg with ``num_classes`` classes."""
     return YOLO_V4(tiny_config(num_classes=num_classes, **overrides))
-
-
-# The model zoo: the models the trainer and the CLI know by name, as config settings.
-MODELS = {
-    "yolov4": {},
-    "yolov4-tiny": {"variant": "yolov4-tiny"},
-    "medium": {"width_multiple": 0.5, "depth_multiple": 0.67},
-    "small": {"width_multiple": 0.25, "depth_multiple": 0.33},
-    "tiny-small": {"variant": "yolov4-tiny", "width_multiple": 0.5},
-}
-
-
-def zoo_config(name: str, num_classes: int = 80, **overrides: Any) -> YOLO_V4Config:
-    """The config of the zoo model ``name`` (yolov4, yolov4-tiny, medium, small, tiny-small),
-    with ``overrides`` on top; a one-line ValueError for a name the zoo does not have."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    settings = {**MODELS[name], "num_classes": num_classes, **overrides}
-    if settings.pop("variant", None) == "yolov4-tiny":
-        return tiny_config(**settings)
-    return YOLO_V4Config(**settings)
 
 
 def build_model(name: str, num_classes: int, **overrides: Any) -> YOLO_V4:

@@ -13,9 +13,8 @@ from typing import Any
 
 import yaml
 
-from yolov4.config import YOLO_V4Config
+from yolov4.config import MODELS, YOLO_V4Config
 from yolov4.data.augment import AugmentConfig
-from yolov4.model import MODELS
 
 EXPECTED = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
 
