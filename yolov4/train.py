@@ -125,7 +125,7 @@ class Trainer:
                 parameter.requires_grad = False
         if not any(p.requires_grad for p in self.model.parameters()):
             raise ValueError(f"TrainConfig.freeze = {config.freeze!r} freezes every layer: nothing would train")
-        sizes = [s for s in range(32, 2 * config.img, 32) if 0.7 * config.img <= s <= 1.3 * config.img]
+        input_sizes = [s for s in range(32, 2 * config.img, 32) if 0.7 * config.img <= s <= 1.3 * config.img]
         self.loader = DetectionLoader(
             self.train_set,
             config.batch,
@@ -133,7 +133,7 @@ class Trainer:
             config.augment_config(),
             shuffle=True,
             seed=config.seed,
-            input_sizes=sizes if config.multiscale else None,
+            input_sizes=input_sizes if config.multiscale else None,
             device=config.device,
         )
         self.optimizer = self._optimizer()
@@ -159,6 +159,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
+        """Everything ``resume`` needs to continue exactly (``yolov4.checkpoint`` reads it back)."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -173,6 +174,7 @@ class Trainer:
         }
 
     def save(self, path: str | Path) -> Path:
+        """Write ``checkpoint()`` to ``path`` atomically; returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         lucid.save(self.checkpoint(), path)

@@ -178,6 +178,7 @@ class TrainConfig:
         return {k: coerce(f"TrainConfig.{name}.{k}", kinds[k], v) for k, v in settings.items()}
 
     def augment_config(self) -> AugmentConfig:
+        """The augmentations the ``augment`` settings ask for."""
         return AugmentConfig(**self.augment)
 
     @classmethod
@@ -187,6 +188,7 @@ class TrainConfig:
         return cls(**{**read_settings(path), **overrides})
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values, as ``config.yaml`` and a checkpoint store them."""
         return asdict(self)
 
 
