@@ -15,7 +15,7 @@ import pytest
 from minilucid import nn
 from yolov4 import YOLO_V4Config, tiny_config
 from yolov4.config import VARIANTS
-from yolov4.train import TrainConfig
+from yolov4.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("minilucid", "yolov4")

@@ -27,7 +27,7 @@ def _model_from_args(args: argparse.Namespace):
         return model, [n for n in names if n]
     if not getattr(args, "weights", None):
         raise ValueError("give --weights CKPT (a training checkpoint) or --darknet CFG WEIGHTS")
-    from yolov4.train import load_trained
+    from yolov4.checkpoint import load_trained
 
     if not Path(args.weights).is_file():
         raise FileNotFoundError(f"no checkpoint at {args.weights}")
@@ -38,22 +38,23 @@ def _model_from_args(args: argparse.Namespace):
 def resumed_config(checkpoint: str, given: dict):
     """The TrainConfig stored in ``checkpoint`` with the ``given`` settings on top, continuing in
     the checkpoint's folder; a one-line ValueError for given settings that cannot change."""
-    import minilucid as lucid
-    from yolov4.train import TrainConfig, changes_on_resume, stored_config
+    from yolov4.checkpoint import read_checkpoint
+    from yolov4.train_config import TrainConfig, changes_on_resume, stored_config
 
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
     folder = Path(checkpoint).parent
     if "out" in given and Path(given["out"]).resolve() != folder.resolve():
         raise ValueError(f"--resume continues in the checkpoint's folder {folder}, not --out {given['out']}")
-    stored = stored_config(lucid.load(checkpoint))
+    stored = stored_config(read_checkpoint(checkpoint))
     config = TrainConfig(**{**stored, **given, "out": str(folder), "exist_ok": True})
     changes_on_resume(config, stored, checkpoint)  # refused before any data is read
     return config
 
 
 def train_command(args: argparse.Namespace) -> None:
-    from yolov4.train import TrainConfig, Trainer, read_settings
+    from yolov4.train import Trainer
+    from yolov4.train_config import TrainConfig, read_settings
 
     overrides = {
         k: v
@@ -117,7 +118,6 @@ def eval_command(args: argparse.Namespace) -> None:
         if not Path(args.data).exists():
             raise FileNotFoundError(f"no dataset at {args.data}")
         from yolov4.data.formats import has_split, read_dataset
-        from yolov4.train import use_class_order
         from yolov4.validate import evaluate_model
 
         model, names = _model_from_args(args)
@@ -127,7 +127,7 @@ def eval_command(args: argparse.Namespace) -> None:
             if len(names) != dataset.num_classes:
                 raise ValueError(f"the model has {len(names)} classes, {args.data} has {dataset.num_classes}")
         else:  # scored by name: the data relabelled to the weights' order, or refused
-            use_class_order(dataset, names, args.weights or args.names)
+            dataset.use_class_order(names, args.weights or args.names)
         print(f"evaluating {len(dataset)} images from {dataset.source}")
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
     print_metrics(metrics)
@@ -183,7 +183,7 @@ def predict_command(args: argparse.Namespace) -> None:
     from yolov4.data.images import read_image
     from yolov4.detect import to_original
     from yolov4.draw import draw_detections
-    from yolov4.train import run_folder
+    from yolov4.runs import run_folder
 
     model, names = _model_from_args(args)
     if args.data:
@@ -251,8 +251,8 @@ def export_command(args: argparse.Namespace) -> None:
 
 
 def summary_command(args: argparse.Namespace) -> None:
+    from yolov4.model import build_model
     from yolov4.summary import summary
-    from yolov4.train import build_model
 
     print(summary(build_model(args.model, args.classes), args.img))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from yolov4.config import zoo_config
+
 
 def size_iou(sizes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """(N, K) IoU of (N, 2) sizes with (K, 2) anchor sizes, centres aligned."""
@@ -47,26 +49,14 @@ def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int
     return centres, float(size_iou(sizes, centres).max(axis=1).mean())
 
 
-def _model_config(model: str):
-    """The YOLO_V4Config of a trainer model (yolov4.train.MODELS), without building the model."""
-    from yolov4.config import YOLO_V4Config, tiny_config
-    from yolov4.train import MODELS
-
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    settings = dict(MODELS[model])
-    tiny = settings.pop("variant", None) == "yolov4-tiny"
-    return tiny_config(**settings) if tiny else YOLO_V4Config(**settings)
-
-
 def anchor_layout(model: str) -> list[int]:
     """How many anchors each output level of a trainer model has: yolov4 [3, 3, 3], yolov4-tiny [3, 3]."""
-    return [len(level) for level in _model_config(model).anchors]
+    return [len(level) for level in zoo_config(model).anchors]
 
 
 def default_anchors(model: str) -> np.ndarray:
     """(K, 2) the anchors a trainer model uses unless told otherwise, in input pixels."""
-    return np.array([anchor for level in _model_config(model).anchors for anchor in level], dtype=np.float64)
+    return np.array([anchor for level in zoo_config(model).anchors for anchor in level], dtype=np.float64)
 
 
 def box_sizes(dataset, input_size: int = 416) -> np.ndarray:

@@ -94,7 +94,7 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         self.in_channels = tuple(_listed(self, "in_channels"))
         self.obj_balance = tuple(float(v) for v in _listed(self, "obj_balance"))
         self.scale_x_y = tuple(float(v) for v in _listed(self, "scale_x_y"))
-        self.validate()
+        self.check()
 
     @property
     def num_levels(self) -> int:
@@ -119,8 +119,8 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         """A residual block count of the full model scaled by ``depth_multiple``."""
         return max(1, round(count * self.depth_multiple))
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field, its value and what is allowed."""
+    def check(self) -> None:
+        """Check every field; a ValueError names the first wrong one, its value and what is allowed."""
         levels = 2 if self.variant == "yolov4-tiny" else 3
         _check(self, "variant", self.variant in VARIANTS, f"one of {VARIANTS}")
         _check(
@@ -235,3 +235,25 @@ def tiny_config(**overrides: Any) -> YOLO_V4Config:
         scale_x_y=(1.05, 1.05),
     )
     return YOLO_V4Config(**{**settings, **overrides})
+
+
+# The model zoo: the models the trainer and the CLI know by name, as config settings
+# (``yolov4.model.build_model`` builds one).
+MODELS = {
+    "yolov4": {},
+    "yolov4-tiny": {"variant": "yolov4-tiny"},
+    "medium": {"width_multiple": 0.5, "depth_multiple": 0.67},
+    "small": {"width_multiple": 0.25, "depth_multiple": 0.33},
+    "tiny-small": {"variant": "yolov4-tiny", "width_multiple": 0.5},
+}
+
+
+def zoo_config(name: str, num_classes: int = 80, **overrides: Any) -> YOLO_V4Config:
+    """The config of the zoo model ``name`` (yolov4, yolov4-tiny, medium, small, tiny-small),
+    with ``overrides`` on top; a one-line ValueError for a name the zoo does not have."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    settings = {**MODELS[name], "num_classes": num_classes, **overrides}
+    if settings.pop("variant", None) == "yolov4-tiny":
+        return tiny_config(**settings)
+    return YOLO_V4Config(**settings)

@@ -167,20 +167,20 @@ def _blobs(model: YOLO_V4) -> list[Any]:
     return [tensor for _, _, unit in conv_layers(model) for _, tensor in unit_tensors(unit)]
 
 
-def read_header(raw: bytes, path: str | os.PathLike) -> tuple[int, int]:
-    """(header length in bytes, ``seen``) of a .weights file's bytes."""
+def header_length(raw: bytes, path: str | os.PathLike) -> int:
+    """The length in bytes of a .weights file's header: three int32 version numbers, then
+    ``seen`` (images trained on, which nothing here uses) in 64 bits from version 0.2 on, else 32."""
     if len(raw) < 16:
         raise ValueError(f"{path}: {len(raw)} bytes is too short for a darknet .weights header")
     major, minor, _ = np.frombuffer(raw[:12], dtype="<i4")
     wide = major * 10 + minor >= 2 and major < 1000 and minor < 1000
-    header = 20 if wide else 16
-    return header, int(np.frombuffer(raw[12:header], dtype="<u8" if wide else "<u4")[0])
+    return 20 if wide else 16
 
 
-def read_weights(model: YOLO_V4, path: str | os.PathLike) -> int:
-    """Fill ``model`` from a darknet .weights file; returns the header's ``seen``."""
+def read_weights(model: YOLO_V4, path: str | os.PathLike) -> None:
+    """Fill ``model`` from a darknet .weights file."""
     raw = Path(path).read_bytes()
-    header, seen = read_header(raw, path)
+    header = header_length(raw, path)
     tensors = _blobs(model)
     floats = sum(t.size for t in tensors)
     if len(raw) != header + 4 * floats:
@@ -194,7 +194,6 @@ def read_weights(model: YOLO_V4, path: str | os.PathLike) -> int:
         block = values[offset : offset + tensor.size].reshape(tensor.shape)
         tensor.data[...] = backend.to_device(block.astype(tensor.dtype), tensor.device)
         offset += tensor.size
-    return seen
 
 
 def _file_bytes(arrays: list[Any], seen: int) -> bytes:
@@ -264,7 +263,7 @@ def read_darknet_arrays(model: YOLO_V4, path: str | os.PathLike) -> tuple[dict[s
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     raw = path.read_bytes()
-    header, _ = read_header(raw, path)
+    header = header_length(raw, path)
     if (len(raw) - header) % 4:
         raise ValueError(f"{path}: {len(raw) - header} bytes after the header are not whole float32 values")
     values = np.frombuffer(raw[header:], dtype="<f4")
@@ -296,7 +295,7 @@ def load_darknet(cfg_path: str | os.PathLike, weights_path: str | os.PathLike | 
     if weights_path is not None:
         if not Path(weights_path).is_file():
             raise FileNotFoundError(f"load_darknet: no weights file at {weights_path}")
-        model.seen = read_weights(model, weights_path)
+        read_weights(model, weights_path)
     return model
 
 

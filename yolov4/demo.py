@@ -13,7 +13,8 @@ from yolov4.data.augment import letterbox
 from yolov4.data.shapes import shapes_dataset
 from yolov4.detect import to_original
 from yolov4.draw import draw_detections, save_grid
-from yolov4.train import TrainConfig, Trainer, read_settings
+from yolov4.train import Trainer
+from yolov4.train_config import TrainConfig, read_settings
 from yolov4.validate import evaluate_model
 
 # The demo's settings live in a config file inside the package, so that

@@ -15,7 +15,7 @@ import minilucid as lucid
 from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
 from yolov4.cfg import DarknetGraph
-from yolov4.config import YOLO_V4Config, tiny_config
+from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
@@ -212,21 +212,11 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         if self.config.backbone is not None:
             raise ValueError("a model with a custom backbone has no darknet form")
         graph = DarknetGraph()
-        if self.config.variant == "yolov4-tiny":
-            route16, x32 = self.backbone.to_darknet(graph, -1)
-            p32 = graph.conv(self.neck.reduce32, x32)
-            self.head[1].to_darknet(graph, p32, self.yolo_options(1))
-            up = graph.upsample(graph.conv(self.neck.reduce16, p32))
-            self.head[0].to_darknet(graph, graph.route(up, route16), self.yolo_options(0))
-            return graph
-        c3, c4, c5 = self.backbone.to_darknet(graph, -1)
-        p5 = self.neck.spp.to_darknet(graph, c5)
-        n3, n4 = self.neck.pan.top_down_to_darknet(graph, c3, c4, p5)
-        self.head[0].to_darknet(graph, n3, self.yolo_options(0))
-        n4 = self.neck.pan.bottom_up_to_darknet(graph, 0, n3, n4)
-        self.head[1].to_darknet(graph, n4, self.yolo_options(1))
-        n5 = self.neck.pan.bottom_up_to_darknet(graph, 1, n4, p5)
-        self.head[2].to_darknet(graph, n5, self.yolo_options(2))
+
+        def write_head(level: int, source: int) -> None:
+            self.head[level].to_darknet(graph, source, self.yolo_options(level))
+
+        self.neck.to_darknet(graph, self.backbone.to_darknet(graph, -1), write_head)
         return graph
 
     def count_floats(self) -> int:
@@ -242,3 +232,8 @@ def yolo_v4(num_classes: int = 80, **overrides: Any) -> YOLO_V4:
 def yolo_v4_tiny(num_classes: int = 80, **overrides: Any) -> YOLO_V4:
     """YOLOv4-tiny of yolov4-tiny.cfg with ``num_classes`` classes."""
     return YOLO_V4(tiny_config(num_classes=num_classes, **overrides))
+
+
+def build_model(name: str, num_classes: int, **overrides: Any) -> YOLO_V4:
+    """A zoo model by name: yolov4, yolov4-tiny, medium (width 0.5), small (width 0.25), tiny-small."""
+    return YOLO_V4(zoo_config(name, num_classes, **overrides))

@@ -8,9 +8,16 @@ and 13 and concatenates them with the input: one map sees context at four scales
 PANet (Liu et al. 2018) first runs top-down (upsample the deep map, concatenate with a 1x1
 *lateral* of the shallower backbone map) and then bottom-up (a stride-2 3x3 conv back down,
 concatenated with the top-down map of that stride), so every output mixes all depths.
+
+In darknet's cfg each head's layers follow the neck layer that makes its map, so a neck
+writes its darknet layers with the heads in between: ``to_darknet`` takes ``write_head``,
+called as ``write_head(level, source)`` where output ``level``'s head goes, with ``source``
+the layer index of the map it reads.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import minilucid as lucid
 from minilucid import nn
@@ -20,8 +27,11 @@ from yolov4.layers import ConvUnit
 
 SPP_POOLS = (5, 9, 13)
 
+HeadWriter = Callable[[int, int], object]  # write_head(output level, layer index of its map)
 
-def leaky(in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1) -> ConvUnit:
+
+def leaky_conv(in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1) -> ConvUnit:
+    """A conv unit with BatchNorm and LeakyReLU(0.1), as every conv of the neck is."""
     return ConvUnit(in_channels, out_channels, kernel, stride, activation="leaky")
 
 
@@ -30,12 +40,13 @@ def alternating(in_channels: int, width: int, count: int) -> nn.Sequential:
     layers, previous = [], in_channels
     for i in range(count):
         out = width if i % 2 == 0 else 2 * width
-        layers.append(leaky(previous, out, 1 if i % 2 == 0 else 3))
+        layers.append(leaky_conv(previous, out, 1 if i % 2 == 0 else 3))
         previous = out
     return nn.Sequential(*layers)
 
 
 def sequence_to_darknet(sequence: nn.Sequential, graph: DarknetGraph, source: int) -> int:
+    """The conv units of ``sequence`` as darknet layers after layer ``source``; the last one's index."""
     for unit in sequence:
         source = graph.conv(unit, source)
     return source
@@ -61,20 +72,20 @@ class SPP(nn.Module):
 
 
 class PANet(nn.Module):
-    """Top-down then bottom-up path aggregation over three strides."""
+    """Top-down then bottom-up path aggregation over three strides: (C3, C4, P5) -> (N3, N4, N5)."""
 
     def __init__(self, in_channels: tuple[int, int, int], widths: tuple[int, int, int]) -> None:
         super().__init__()
         (c3, c4, _), (n3, n4, n5) = in_channels, widths
-        self.reduce5 = leaky(n5, n4)
-        self.lateral4 = leaky(c4, n4)
+        self.reduce5 = leaky_conv(n5, n4)
+        self.lateral4 = leaky_conv(c4, n4)
         self.top_down4 = alternating(2 * n4, n4, 5)
-        self.reduce4 = leaky(n4, n3)
-        self.lateral3 = leaky(c3, n3)
+        self.reduce4 = leaky_conv(n4, n3)
+        self.lateral3 = leaky_conv(c3, n3)
         self.top_down3 = alternating(2 * n3, n3, 5)
-        self.downsample3 = leaky(n3, n4, 3, stride=2)
+        self.downsample3 = leaky_conv(n3, n4, 3, stride=2)
         self.bottom_up4 = alternating(2 * n4, n4, 5)
-        self.downsample4 = leaky(n4, n5, 3, stride=2)
+        self.downsample4 = leaky_conv(n4, n5, 3, stride=2)
         self.bottom_up5 = alternating(2 * n5, n5, 5)
 
     def top_down(self, c3, c4, p5):
@@ -84,20 +95,31 @@ class PANet(nn.Module):
         up = F.interpolate(self.reduce4(n4), scale_factor=2)
         return self.top_down3(lucid.concatenate([self.lateral3(c3), up], axis=1)), n4
 
-    def bottom_up(self, level: int, shallow, deep):
-        """N4 (level 0) or N5 (level 1): [stride-2 conv of the shallower map, deeper map]."""
-        down, fuse = (self.downsample3, self.bottom_up4) if level == 0 else (self.downsample4, self.bottom_up5)
+    @staticmethod
+    def bottom_up(down: ConvUnit, fuse: nn.Sequential, shallow, deep):
+        """One bottom-up step: ``fuse`` of [``down`` (a stride-2 conv) of the shallower map,
+        the deeper map], a map at the deeper one's stride."""
         return fuse(lucid.concatenate([down(shallow), deep], axis=1))
 
-    def top_down_to_darknet(self, graph: DarknetGraph, c3: int, c4: int, p5: int) -> tuple[int, int]:
+    def forward(self, c3, c4, p5):
+        n3, n4 = self.top_down(c3, c4, p5)
+        n4 = self.bottom_up(self.downsample3, self.bottom_up4, n3, n4)
+        return n3, n4, self.bottom_up(self.downsample4, self.bottom_up5, n4, p5)
+
+    def to_darknet(self, graph: DarknetGraph, c3: int, c4: int, p5: int, write_head: HeadWriter) -> None:
+        """The same layers in darknet's order, each output's head written right after its map."""
         up = graph.upsample(graph.conv(self.reduce5, p5))
         n4 = sequence_to_darknet(self.top_down4, graph, graph.route(graph.conv(self.lateral4, c4), up))
         up = graph.upsample(graph.conv(self.reduce4, n4))
         n3 = sequence_to_darknet(self.top_down3, graph, graph.route(graph.conv(self.lateral3, c3), up))
-        return n3, n4
+        write_head(0, n3)
+        n4 = self.bottom_up_to_darknet(graph, self.downsample3, self.bottom_up4, n3, n4)
+        write_head(1, n4)
+        write_head(2, self.bottom_up_to_darknet(graph, self.downsample4, self.bottom_up5, n4, p5))
 
-    def bottom_up_to_darknet(self, graph: DarknetGraph, level: int, shallow: int, deep: int) -> int:
-        down, fuse = (self.downsample3, self.bottom_up4) if level == 0 else (self.downsample4, self.bottom_up5)
+    @staticmethod
+    def bottom_up_to_darknet(graph: DarknetGraph, down: ConvUnit, fuse: nn.Sequential, shallow: int, deep: int) -> int:
+        """``bottom_up`` as darknet layers; the index of its last."""
         return sequence_to_darknet(fuse, graph, graph.route(graph.conv(down, shallow), deep))
 
 
@@ -113,10 +135,13 @@ class YOLOv4Neck(nn.Module):
 
     def forward(self, features):
         c3, c4, c5 = features
-        p5 = self.spp(c5)
-        n3, n4 = self.pan.top_down(c3, c4, p5)
-        n4 = self.pan.bottom_up(0, n3, n4)
-        return n3, n4, self.pan.bottom_up(1, n4, p5)
+        return self.pan(c3, c4, self.spp(c5))
+
+    def to_darknet(self, graph: DarknetGraph, features: tuple[int, int, int], write_head: HeadWriter) -> None:
+        """This neck as darknet layers after the backbone's ``features`` (layer indices of C3,
+        C4, C5), with ``write_head`` called where each output's head goes."""
+        c3, c4, c5 = features
+        self.pan.to_darknet(graph, c3, c4, self.spp.to_darknet(graph, c5), write_head)
 
 
 class TinyNeck(nn.Module):
@@ -126,8 +151,8 @@ class TinyNeck(nn.Module):
     def __init__(self, in_channels: tuple[int, int]) -> None:
         super().__init__()
         c16, c32 = in_channels
-        self.reduce32 = leaky(c32, c32 // 2)
-        self.reduce16 = leaky(c32 // 2, c32 // 4)
+        self.reduce32 = leaky_conv(c32, c32 // 2)
+        self.reduce16 = leaky_conv(c32 // 2, c32 // 4)
         self.out_channels = (c32 // 4 + c16, c32 // 2)
 
     def forward(self, features):
@@ -135,3 +160,12 @@ class TinyNeck(nn.Module):
         p32 = self.reduce32(x32)
         up = F.interpolate(self.reduce16(p32), scale_factor=2)
         return lucid.concatenate([up, route16], axis=1), p32
+
+    def to_darknet(self, graph: DarknetGraph, features: tuple[int, int], write_head: HeadWriter) -> None:
+        """This neck as darknet layers after the backbone's ``features`` (layer indices of the
+        stride-16 route and the stride-32 map): the stride-32 head comes first in darknet's cfg."""
+        route16, x32 = features
+        p32 = graph.conv(self.reduce32, x32)
+        write_head(1, p32)
+        up = graph.upsample(graph.conv(self.reduce16, p32))
+        write_head(0, graph.route(up, route16))

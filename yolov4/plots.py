@@ -33,7 +33,7 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path:
     epochs = [h["epoch"] for h in history]
     figure = _figure(figsize=(10, 3.6))
     left, right = figure.subplots(1, 2)
-    for key in ("loss", "box", "obj", "cls"):
+    for key in ("loss", "box", "obj", "cls", "iou_branch"):
         if all(key in h for h in history):
             left.plot(epochs, [h[key] for h in history], marker="o", label=key)
     left.set_yscale("log")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-import minilucid as lucid
+from yolov4.checkpoint import read_checkpoint, trained_weights
 from yolov4.darknet import conv_layers, read_darknet_arrays, unit_tensors
 from yolov4.model import YOLO_V4
 
@@ -36,24 +36,16 @@ class Pretrained:
     num_classes: int
 
 
-def read_checkpoint(path: str | os.PathLike) -> Pretrained:
-    """A training checkpoint's weights (the EMA's where the run kept one, as ``load_trained``
-    uses) and class names."""
-    state = lucid.load(path)
-    if "model_config" not in state or "class_names" not in state:
-        raise ValueError(f"{path}: not a yolov4 training checkpoint (no model_config or class_names)")
-    names = json.loads(state["class_names"])
-    weights = state["ema"]["shadow"] if state.get("ema") else state["model"]
-    return Pretrained(str(path), dict(weights), names, len(names))
-
-
 def read_pretrained(model: YOLO_V4, path: str | os.PathLike) -> Pretrained:
-    """A ``.npz`` checkpoint, or else a darknet ``.weights`` file read against ``model``'s layers."""
+    """A ``.npz`` training checkpoint (its EMA weights where the run kept them), or else a darknet
+    ``.weights`` file read against ``model``'s layers."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     if path.suffix == ".npz":
-        return read_checkpoint(path)
+        state = read_checkpoint(path)
+        names = json.loads(state["class_names"])
+        return Pretrained(str(path), dict(trained_weights(state)), names, len(names))
     arrays, classes = read_darknet_arrays(model, path)
     return Pretrained(str(path), arrays, None, classes)
 

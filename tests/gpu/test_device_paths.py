@@ -18,8 +18,11 @@ import minilucid as lucid
 from minilucid import backend
 from tests.gpu import standin
 from yolov4.__main__ import main
+from yolov4.checkpoint import load_trained
 from yolov4.darknet import load_darknet, save_darknet
-from yolov4.train import TrainConfig, Trainer, build_model, load_trained
+from yolov4.model import build_model
+from yolov4.train import Trainer
+from yolov4.train_config import TrainConfig
 
 pytestmark = pytest.mark.gpu
 

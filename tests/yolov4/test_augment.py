@@ -178,8 +178,8 @@ def test_augmented_batches_are_reproducible():
             return scene([RECTS_A[i % 4]], first_colour=i % 4)
 
     config = augment.AugmentConfig(mosaic=1.0, mixup=0.5, cutmix=0.3, blur=0.3)
-    first = DetectionLoader(Dataset(), batch_size=3, size=128, augment=config, seed=11)
-    second = DetectionLoader(Dataset(), batch_size=3, size=128, augment=config, seed=11)
+    first = DetectionLoader(Dataset(), batch_size=3, input_size=128, augment=config, seed=11)
+    second = DetectionLoader(Dataset(), batch_size=3, input_size=128, augment=config, seed=11)
     (x1, b1), (x2, b2) = first.batch(0, 1), second.batch(0, 1)
     np.testing.assert_array_equal(x1.numpy(), x2.numpy())
     for p, q in zip(b1, b2, strict=True):
@@ -196,14 +196,16 @@ def test_multiscale_sizes_change_every_n_batches():
         def __getitem__(self, i):
             return scene([RECTS_A[0]])
 
-    loader = DetectionLoader(Dataset(), batch_size=1, size=128, sizes=[96, 128, 160, 192], multiscale_every=5, seed=0)
-    sizes = [loader.size_at(step) for step in range(40)]
+    loader = DetectionLoader(
+        Dataset(), batch_size=1, input_size=128, input_sizes=[96, 128, 160, 192], multiscale_every=5, seed=0
+    )
+    sizes = [loader.input_size_at(step) for step in range(40)]
     assert all(s in (96, 128, 160, 192) for s in sizes)
     assert all(len(set(sizes[k : k + 5])) == 1 for k in range(0, 40, 5))
     assert len(set(sizes)) > 1
     assert loader.batch(0, 7)[0].shape[-1] == sizes[7]
     with pytest.raises(ValueError, match="multiples of 32"):
-        DetectionLoader(Dataset(), size=100)
+        DetectionLoader(Dataset(), input_size=100)
 
 
 def test_augment_config_is_validated():

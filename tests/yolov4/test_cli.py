@@ -206,7 +206,7 @@ def test_gpu_without_one_is_a_one_line_error():
 def test_demo_settings_are_the_measured_ones():
     """docs/training.md reports the demo's figures for exactly these settings."""
     from yolov4.demo import DEMO
-    from yolov4.train import TrainConfig
+    from yolov4.train_config import TrainConfig
 
     config = TrainConfig(**DEMO)
     assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("small", 256, 18, 4, 0.004)
@@ -252,8 +252,8 @@ def test_the_demo_scores_the_ema_weights_when_it_keeps_them(tmp_path, monkeypatc
     trainer's own evaluation and load_trained do."""
     import yolov4.demo
     import yolov4.train
+    from yolov4.checkpoint import load_trained
     from yolov4.data.shapes import shapes_dataset
-    from yolov4.train import load_trained
 
     def small_shapes(split):
         return shapes_dataset(split, root=tmp_path / "shapes", train=8, val=4, size=64)
@@ -339,7 +339,7 @@ def test_anchors_are_split_over_the_chosen_models_levels(tiny_dataset, capsys):
         ),
         (
             "model_options:\n  cls_label_smoothing: 0.1\n",
-            "TrainConfig.model_options cannot set cls_label_smoothing (set label_smoothing)",
+            "TrainConfig.model_options cannot set cls_label_smoothing (a TrainConfig setting: set it outside",
         ),
         ("model_options:\n  num_classes: 3\n", "TrainConfig.model_options cannot set num_classes (it comes from"),
         ("model_options:\n  iou_normaliser: 1\n", "TrainConfig.model_options: unknown settings ['iou_normaliser']"),
@@ -380,7 +380,8 @@ def test_out_naming_a_file_is_a_one_line_error(tmp_path):
 @pytest.fixture(scope="module")
 def untrained(tiny_dataset, tmp_path_factory):
     """A checkpoint of a small model for the tiny dataset's classes after one update."""
-    from yolov4.train import TrainConfig, Trainer
+    from yolov4.train import Trainer
+    from yolov4.train_config import TrainConfig
 
     out = tmp_path_factory.mktemp("untrained")
     trainer = Trainer(TrainConfig(data=str(tiny_dataset), img=64, batch=4, out=str(out / "run")), progress=False)
@@ -430,7 +431,8 @@ def relabelled_copy(tiny_dataset, root, names):
 def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path, monkeypatch, capsys):
     import yolov4.validate
     from yolov4.data.formats import read_yolo
-    from yolov4.train import TrainConfig, Trainer
+    from yolov4.train import Trainer
+    from yolov4.train_config import TrainConfig
 
     reordered = relabelled_copy(tiny_dataset, tmp_path / "reordered", ["triangle", "circle", "square"])
     scored = []

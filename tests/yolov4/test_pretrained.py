@@ -12,8 +12,10 @@ from tests.yolov4.conftest import randomize
 from yolov4.__main__ import main
 from yolov4.darknet import conv_layers, save_darknet, unit_tensors
 from yolov4.data.shapes import CLASS_NAMES
+from yolov4.model import build_model
 from yolov4.pretrained import load_pretrained
-from yolov4.train import TrainConfig, Trainer, build_model
+from yolov4.train import Trainer
+from yolov4.train_config import TrainConfig
 
 NAMES = ["a", "b", "c"]
 

@@ -9,7 +9,8 @@ import pytest
 from yolov4.data.formats import read_dataset, write_coco, write_voc, write_yolo
 from yolov4.data.shapes import CLASS_NAMES, draw_scene
 from yolov4.data.splits import read_splits
-from yolov4.train import TrainConfig, Trainer
+from yolov4.train import Trainer
+from yolov4.train_config import TrainConfig
 
 NAMES = CLASS_NAMES
 

@@ -13,8 +13,10 @@ import yaml
 
 import minilucid as lucid
 from yolov4.anchors import kmeans_anchors
+from yolov4.checkpoint import load_trained
 from yolov4.data.shapes import CLASS_NAMES
-from yolov4.train import TrainConfig, Trainer, TrainingError, load_trained
+from yolov4.train import Trainer, TrainingError
+from yolov4.train_config import TrainConfig
 
 TRAINING_PAGE = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
 
@@ -47,7 +49,7 @@ def test_model_settings_reach_the_model(tiny_dataset, tmp_path):
         config(
             tiny_dataset,
             tmp_path / "o",
-            label_smoothing=0.1,
+            cls_label_smoothing=0.1,
             cmbn=True,
             model_options={"iou_normalizer": 0.5, "box_loss": "giou"},
         ),
@@ -55,6 +57,20 @@ def test_model_settings_reach_the_model(tiny_dataset, tmp_path):
     )
     c = trainer.model.config
     assert (c.iou_normalizer, c.box_loss, c.cls_label_smoothing, c.drop_block, c.cmbn) == (0.5, "giou", 0.1, 0.1, True)
+
+
+def test_the_iou_branch_term_is_summed_and_logged_where_the_branch_is_on(tiny_dataset, tmp_path):
+    trainer = Trainer(
+        config(tiny_dataset, tmp_path / "o", epochs=1, model_options={"iou_branch_weight": 0.5}), progress=False
+    )
+    terms = trainer.train_batch(*trainer.loader.batch(0, 0))
+    assert terms["iou_branch"] > 0
+    assert terms["loss"] == pytest.approx(terms["box"] + terms["obj"] + terms["cls"] + terms["iou_branch"])
+    trainer.fit()
+    logged = [json.loads(line) for line in (trainer.out / "log.jsonl").read_text().splitlines()]
+    assert logged[-1]["iou_branch"] > 0
+    off = Trainer(config(tiny_dataset, tmp_path / "off", epochs=1), progress=False)
+    assert set(off.train_batch(*off.loader.batch(0, 0))) == {"loss", "box", "obj", "cls"}
 
 
 def test_resume_is_exact(tiny_dataset, tmp_path):
@@ -82,7 +98,8 @@ KILLER = textwrap.dedent("""
     import os, sys
     import minilucid.serialization as serialization
     import minilucid as lucid
-    from yolov4.train import Trainer, TrainConfig
+    from yolov4.train import Trainer
+    from yolov4.train_config import TrainConfig
     mode = sys.argv[2]
     if mode == "during-write":
         original = serialization.write_atomically
@@ -177,7 +194,7 @@ def test_config_from_yaml_and_json(tmp_path):
     assert loaded.augment_config().mosaic == 0.5
     (tmp_path / "c.json").write_text(json.dumps({"img": 320, "optimizer": "adamw"}))
     assert TrainConfig.from_file(tmp_path / "c.json").img == 320
-    (tmp_path / "options.yaml").write_text("model_options:\n  iou_normalizer: 0.5\nlabel_smoothing: 0.1\n")
+    (tmp_path / "options.yaml").write_text("model_options:\n  iou_normalizer: 0.5\ncls_label_smoothing: 0.1\n")
     assert TrainConfig.from_file(tmp_path / "options.yaml").model_options == {"iou_normalizer": 0.5}
     (tmp_path / "bad.yaml").write_text("epochz: 3\n")
     with pytest.raises(ValueError, match=r"unknown settings \['epochz'\]"):
@@ -240,6 +257,16 @@ def test_decay_on_is_checked():
         TrainConfig(decay_on="bn")
 
 
+def test_a_checkpoint_from_before_the_rename_keeps_its_label_smoothing():
+    """Checkpoints written when TrainConfig called cls_label_smoothing label_smoothing still resume."""
+    from yolov4.train_config import stored_config
+
+    settings = TrainConfig().to_dict()
+    del settings["cls_label_smoothing"]
+    settings["label_smoothing"] = 0.1  # the setting's old name
+    assert TrainConfig(**stored_config({"train_config": json.dumps(settings)})).cls_label_smoothing == 0.1
+
+
 def test_resume_starts_from_the_stored_config_and_names_what_differs(tiny_dataset, tmp_path, capsys):
     from yolov4.__main__ import main
 
@@ -270,7 +297,7 @@ def test_the_ema_ramp_is_a_setting(tiny_dataset, tmp_path):
     """decay * (1 - exp(-updates / ema_ramp)): a short run can ramp up within its length."""
     import math
 
-    from yolov4.train import EMA
+    from yolov4.ema import EMA
 
     conv = lucid.nn.Conv2d(2, 3, 1)
     ema = EMA(conv, 0.9, ramp=10)

@@ -61,6 +61,23 @@ class DetectionDataset(Dataset):
         """The boxes of every image, without decoding any image."""
         return [boxes for _, boxes in self.items]
 
+    def use_class_order(self, names: list[str], what: str) -> None:
+        """Relabel in place to the class ``names`` (a model's) where both have the same classes
+        in another order; a one-line ValueError listing both where the classes differ, with
+        ``what`` (the model's file) in front."""
+        names, ours = list(names), list(self.class_names)
+        if names == ours:
+            return
+        if sorted(names) != sorted(ours) or len(set(names)) != len(names):
+            raise ValueError(f"{what}: the weights' classes {names} are not the data's {ours}")
+        order = np.array([names.index(name) for name in ours])  # our class -> the model's class
+        relabelled = []
+        for path, boxes in self.items:
+            boxes = boxes.copy()
+            boxes[:, 0] = order[boxes[:, 0].astype(int)]
+            relabelled.append((path, boxes))
+        self.items, self.class_names = relabelled, names
+
 
 def check_pixel_box(
     where: str, shown: str, corners: tuple[float, ...], size: tuple[float, float] | None = None, image: str = ""

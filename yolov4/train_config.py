@@ -1,0 +1,224 @@
+"""``TrainConfig``: every setting of a training run, read from YAML, JSON or the command
+line, each value checked against its field's type with a one-line error naming the setting;
+and which settings a resumed run may change (``changes_on_resume``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from yolov4.config import MODELS, YOLO_V4Config
+from yolov4.data.augment import AugmentConfig
+
+EXPECTED = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+
+
+def coerce(where: str, kind: str, value: Any) -> Any:
+    """``value`` as a field of type ``kind`` (its annotation, e.g. ``"float"``), or a one-line
+    ValueError naming ``where``. YAML reads ``1e-3`` as a string, JSON ``2.0`` as a float."""
+    if kind.endswith(" | None"):
+        if value is None:
+            return None
+        kind = kind.removesuffix(" | None")
+    try:
+        if kind == "bool" and isinstance(value, bool):
+            return value
+        if kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if kind in ("int", "float") and not isinstance(value, (bool, list, tuple, dict)):
+            number = float(value)
+            if kind == "float":
+                return number
+            if number.is_integer():
+                return int(number)
+        if kind == "str" and isinstance(value, str):
+            return value
+        if kind.startswith("tuple[float") and isinstance(value, (list, tuple)):
+            return tuple(float(v) for v in value)
+        if kind == "dict" and (value is None or isinstance(value, dict)):
+            return dict(value or {})
+    except (TypeError, ValueError):
+        pass
+    if kind not in EXPECTED and not kind.startswith("tuple") and kind != "dict":
+        return value  # Any: left to the owner to check
+    expected = EXPECTED.get(kind) or ("a list of numbers" if kind.startswith("tuple") else "a mapping of settings")
+    raise ValueError(f"{where} = {value!r} is invalid: expected {expected}")
+
+
+def unknown_keys(where: str, given: Any, allowed: list[str]) -> None:
+    """A one-line ValueError for keys of ``given`` not in ``allowed``, with the near misses."""
+    unknown = [k for k in given if k not in allowed]
+    if not unknown:
+        return
+    hints = [f"{near[0]} for {k}" for k in unknown if (near := difflib.get_close_matches(str(k), allowed, 1))]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    raise ValueError(f"{where}: unknown settings {sorted(map(str, unknown))}{hint}; allowed: {', '.join(allowed)}")
+
+
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The settings in a YAML or JSON config file, as written (not yet coerced); a mistake in
+    the file is a one-line ValueError that names the file and the setting."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}")
+    text = path.read_text()
+    try:
+        content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a mapping of settings (name: value), got {type(content).__name__}")
+    unknown_keys(str(path), content, [f.name for f in fields(TrainConfig)])
+    return content
+
+
+# YOLO_V4Config fields that TrainConfig sets itself, with what to set instead.
+SET_BY_TRAIN_CONFIG = {
+    "num_classes": "it comes from the dataset's class names",
+    "variant": "choose it with model",
+    "backbone": "a custom backbone is not a config value",
+    "cls_label_smoothing": "a TrainConfig setting: set it outside model_options",
+    "drop_block": "a TrainConfig setting: set it outside model_options",
+    "cmbn": "a TrainConfig setting: set it outside model_options",
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Load it from YAML or JSON with ``from_file``."""
+
+    data: str | None = None  # YOLO folder, COCO .json or VOC folder; None: the built-in shapes
+    val: str | None = None  # a separate validation set (a COCO split is its own JSON); None: data's own
+    val_fraction: float = 0.1  # held out (seeded, never trained on) where data has no validation split
+    model: str = "small"
+    img: int = 416
+    epochs: int = 30
+    batch: int = 8
+    subdivisions: int = 1  # gradient accumulation: mini-batches per update
+    optimizer: str = "sgd"  # sgd, adam, adamw
+    lr: float = 0.0013
+    momentum: float = 0.949
+    weight_decay: float = 0.0005
+    decay_on: str = "conv"  # conv: convolution weights only, as darknet; all: every parameter
+    burn_in: int = 1000  # iterations of warm-up, lr * (i / burn_in)^4
+    schedule: str = "steps"  # steps or cosine
+    steps: tuple[float, ...] = (0.8, 0.9)  # fractions of the run where lr is multiplied by scale
+    scale: float = 0.1
+    multiscale: bool = False  # a new size (img +- 30%) every 10 batches
+    augment: dict = field(default_factory=dict)  # AugmentConfig fields
+    sat: float = 0.0  # Self-Adversarial Training's epsilon (0: off)
+    cls_label_smoothing: float = 0.0  # class targets 1 - eps / 2 and eps / 2 (darknet's label_smooth_eps)
+    drop_block: float = 0.0
+    cmbn: bool = False
+    model_options: dict = field(default_factory=dict)  # any other YOLO_V4Config field, e.g. iou_normalizer
+    ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
+    ema_ramp: int = 2000  # updates over which the EMA's decay ramps up (keep it well below the run's)
+    device: str = "cpu"
+    seed: int = 0
+    out: str = "runs/train"  # each run gets a new folder: runs/train, runs/train2, ...
+    exist_ok: bool = False  # reuse out as it is (its earlier run's files are replaced)
+    eval_every: int = 1
+    conf_thresh: float = 0.005
+    weights: str | None = None  # start from a darknet .weights file or a .npz checkpoint (yolov4.pretrained)
+    freeze: str | int | None = None  # "backbone", or N: darknet's first N layers; kept as loaded
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # every value as its field's type, or a one-line error
+            setattr(self, f.name, coerce(f"TrainConfig.{f.name}", f.type, getattr(self, f.name)))
+        if isinstance(self.freeze, str) and self.freeze.isdigit():  # "137" from the command line
+            self.freeze = int(self.freeze)
+        checks = {
+            "img": (self.img > 0 and self.img % 32 == 0, "a positive multiple of 32"),
+            "epochs": (self.epochs > 0, "a positive number"),
+            "batch": (self.batch > 0, "a positive number"),
+            "subdivisions": (self.subdivisions > 0 and self.batch % self.subdivisions == 0, "a divisor of batch"),
+            "optimizer": (self.optimizer in ("sgd", "adam", "adamw"), "sgd, adam or adamw"),
+            "schedule": (self.schedule in ("steps", "cosine"), "steps or cosine"),
+            "model": (self.model in MODELS, f"one of {', '.join(MODELS)}"),
+            "device": (self.device in ("cpu", "gpu"), "cpu or gpu"),
+            "ema": (0 <= self.ema < 1, "a decay in [0, 1)"),
+            "ema_ramp": (self.ema_ramp > 0, "a positive number of updates"),
+            "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
+            "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
+            "lr": (self.lr > 0, "a positive number"),
+            "freeze": (
+                self.freeze in (None, "backbone") or (type(self.freeze) is int and self.freeze > 0),
+                "backbone or a positive number of layers",
+            ),
+            "decay_on": (self.decay_on in ("conv", "all"), "conv or all"),
+        }
+        for name, (ok, allowed) in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid: expected {allowed}")
+        self.augment = self._typed("augment", AugmentConfig)
+        taken = [k for k in self.model_options if k in SET_BY_TRAIN_CONFIG]
+        if taken:
+            reasons = ", ".join(f"{k} ({SET_BY_TRAIN_CONFIG[k]})" for k in taken)
+            raise ValueError(f"TrainConfig.model_options cannot set {reasons}")
+        self.model_options = self._typed("model_options", YOLO_V4Config, exclude=SET_BY_TRAIN_CONFIG)
+        self.augment_config()  # validates the augmentation values
+
+    def _typed(self, name: str, owner: type, exclude: dict | tuple = ()) -> dict[str, Any]:
+        """The settings dict ``name`` checked against the fields of ``owner`` and coerced to them."""
+        kinds = {f.name: f.type for f in fields(owner) if f.name not in exclude}
+        settings = getattr(self, name)
+        unknown_keys(f"TrainConfig.{name}", settings, list(kinds))
+        return {k: coerce(f"TrainConfig.{name}.{k}", kinds[k], v) for k, v in settings.items()}
+
+    def augment_config(self) -> AugmentConfig:
+        """The augmentations the ``augment`` settings ask for."""
+        return AugmentConfig(**self.augment)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """A config from a YAML or JSON file, with ``overrides`` on top; a mistake in the file
+        is a one-line ValueError that names the file and the setting."""
+        return cls(**{**read_settings(path), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as ``config.yaml`` and a checkpoint store them."""
+        return asdict(self)
+
+
+# Settings a resumed run may change: how long it trains (the schedule stretches to the new
+# length), where it runs, how often and how finely it is evaluated, and where its data now
+# lies (the classes are checked by name). Everything else must be the checkpoint's.
+CHANGEABLE_ON_RESUME = ("epochs", "device", "eval_every", "conf_thresh", "data", "val")
+
+
+def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig settings a training checkpoint (as ``read_checkpoint`` returns it) was
+    made with. A checkpoint from before ``decay_on`` existed decayed every parameter; one from
+    before ``cls_label_smoothing`` took YOLO_V4Config's name calls it ``label_smoothing``."""
+    stored = {"decay_on": "all", **json.loads(checkpoint["train_config"])}
+    if "label_smoothing" in stored:
+        stored["cls_label_smoothing"] = stored.pop("label_smoothing")
+    return stored
+
+
+def changes_on_resume(config: TrainConfig, stored: dict[str, Any], checkpoint: str | Path) -> list[str]:
+    """How ``config`` differs from the ``stored`` settings of ``checkpoint``'s run, as lines such
+    as ``"epochs 18 -> 30"``; a one-line ValueError listing every setting that differs but is not
+    in ``CHANGEABLE_ON_RESUME``. Where a resumed run writes (out, exist_ok) is not compared."""
+    ours, theirs = config.to_dict(), TrainConfig(**stored).to_dict()
+    changed = [k for k in ours if ours[k] != theirs[k] and k not in ("out", "exist_ok")]
+    refused = [k for k in changed if k not in CHANGEABLE_ON_RESUME]
+    if refused:
+        listed = ", ".join(f"{k} {ours[k]!r} (the checkpoint's run has {theirs[k]!r})" for k in refused)
+        raise ValueError(
+            f"resume {checkpoint}: {listed}; only {', '.join(CHANGEABLE_ON_RESUME)} can change on resume "
+            "(start a new run to change the others)"
+        )
+    return [f"{k} {theirs[k]!r} -> {ours[k]!r}" for k in changed]
