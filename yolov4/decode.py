@@ -22,6 +22,7 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.backend import get_array_module
 from minilucid.ops import stable_sigmoid
+from yolov4.boxes import xyxy_to_xywh
 
 MAX_LOG_SCALE = 12.0  # exp(12) ~ 1.6e5 x the anchor: larger tw would only overflow
 
@@ -70,7 +71,6 @@ def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_aware: bo
     and, with the IoU branch, ``iou`` (N, H, W, A). On the GPU it copies nothing to or from
     the host: the grid and the anchors are cached there.
     """
-    xp = get_array_module(raw)
     device = backend.device_of(raw)
     values = split_anchors(raw, len(anchors))
     _, h, w, _, _ = values.shape
@@ -78,7 +78,7 @@ def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_aware: bo
     xyxy = decode_boxes(values[..., :4], cells, anchor_wh, stride, scale_x_y)
     first_class = 6 if iou_aware else 5
     decoded = {
-        "boxes": xp.concatenate([(xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]], axis=-1),
+        "boxes": xyxy_to_xywh(xyxy),
         "xyxy": xyxy,
         "objectness": stable_sigmoid(values[..., 4]),
         "class_probs": stable_sigmoid(values[..., first_class:]),

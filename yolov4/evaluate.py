@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from yolov4.boxes import pairwise_iou
+from yolov4.boxes import intersection, pairwise_iou
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -39,9 +39,7 @@ def _ious(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     """(D, G) IoU; against a crowd region, the overlap over the detection's own area."""
     ious = pairwise_iou(dt, gt) if len(dt) and len(gt) else np.zeros((len(dt), len(gt)))
     if crowd.any() and len(dt):
-        w = np.clip(np.minimum(dt[:, None, 2], gt[None, :, 2]) - np.maximum(dt[:, None, 0], gt[None, :, 0]), 0, None)
-        h = np.clip(np.minimum(dt[:, None, 3], gt[None, :, 3]) - np.maximum(dt[:, None, 1], gt[None, :, 1]), 0, None)
-        over_dt = w * h / np.maximum(_area(dt)[:, None], 1e-12)
+        over_dt = intersection(dt[:, None, :], gt[None, :, :]) / np.maximum(_area(dt)[:, None], 1e-12)
         ious[:, crowd] = over_dt[:, crowd]
     return ious
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from yolov4.boxes import labels_to_xyxy
 from yolov4.data import augment
 from yolov4.data.images import to_pil
 
@@ -17,11 +18,11 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, names: list[str] | None = N
     """A Pillow image with each box outlined in its class colour (and named)."""
     picture = to_pil(image)
     draw = ImageDraw.Draw(picture)
-    for cls, cx, cy, w, h in boxes:
+    for cls, x1, y1, x2, y2 in labels_to_xyxy(boxes):
         colour = PALETTE[int(cls) % len(PALETTE)]
-        draw.rectangle([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], outline=colour, width=2)
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=2)
         if names:
-            draw.text((cx - w / 2 + 2, cy - h / 2 + 1), names[int(cls)], fill=colour)
+            draw.text((x1 + 2, y1 + 1), names[int(cls)], fill=colour)
     return picture
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from yolov4.boxes import intersection
 from yolov4.data.formats import DetectionDataset, read_yolo, write_yolo
 
 CLASS_NAMES = ["circle", "square", "triangle"]
@@ -37,15 +38,18 @@ def cache_root() -> Path:
 
 
 def _overlap_fraction(box: np.ndarray, others: list[np.ndarray]) -> float:
-    """The largest fraction of ``box`` (x1, y1, x2, y2) covered by any of ``others``."""
-    area = (box[2] - box[0]) * (box[3] - box[1])
+    """The largest fraction of ``box`` (x1, y1, x2, y2), or of any of ``others``, that the
+    two cover in common."""
     worst = 0.0
     for other in others:
-        w = min(box[2], other[2]) - max(box[0], other[0])
-        h = min(box[3], other[3]) - max(box[1], other[1])
-        if w > 0 and h > 0:
-            worst = max(worst, w * h / area, w * h / ((other[2] - other[0]) * (other[3] - other[1])))
+        common = intersection(box, other)
+        if common > 0:
+            worst = max(worst, common / _area(box), common / _area(other))
     return worst
+
+
+def _area(box: np.ndarray) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _background(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
