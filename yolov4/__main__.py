@@ -179,10 +179,9 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from yolov4.data.augment import letterbox
     from yolov4.data.images import read_image
-    from yolov4.detect import to_original
     from yolov4.draw import draw_detections
+    from yolov4.letterbox import letterbox, to_original
     from yolov4.train import run_folder
 
     model, names = _model_from_args(args)

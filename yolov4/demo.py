@@ -9,10 +9,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from minilucid.serialization import write_text_atomically
-from yolov4.data.augment import letterbox
 from yolov4.data.shapes import shapes_dataset
-from yolov4.detect import to_original
 from yolov4.draw import draw_detections, save_grid
+from yolov4.letterbox import letterbox, to_original
 from yolov4.train import TrainConfig, Trainer, read_settings
 from yolov4.validate import evaluate_model
 

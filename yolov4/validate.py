@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 
 from yolov4.boxes import pairwise_iou, xywh_to_xyxy
-from yolov4.data.augment import letterbox
 from yolov4.data.loader import collate
-from yolov4.detect import to_original
 from yolov4.evaluate import coco_evaluate
+from yolov4.letterbox import letterbox, to_original
 from yolov4.plots import plot_confusion, plot_pr_curves
 
 MAP_CONF_THRESH = 0.005  # darknet's threshold when measuring mAP

@@ -15,9 +15,7 @@ import numpy as np
 
 from yolov4.boxes import MIN_SIZE, MIN_VISIBLE, affine_labels, clip_labels, intersection, labels_to_xywh, labels_to_xyxy
 from yolov4.data.images import resize
-from yolov4.geometry import letterbox_geometry
-
-FILL = 0.5  # grey, darknet's padding value
+from yolov4.letterbox import FILL, letterbox
 
 
 @dataclass
@@ -48,23 +46,8 @@ class AugmentConfig:
         if self.saturation < 1 or self.exposure < 1 or not 0 <= self.hue <= 0.5:
             raise ValueError("AugmentConfig: saturation and exposure must be >= 1 and hue in [0, 0.5]")
 
-    @classmethod
-    def off(cls) -> AugmentConfig:
-        """No augmentation at all (evaluation)."""
-        return cls(hue=0, saturation=1, exposure=1, flip=0, jitter=0)
-
 
 # ----------------------------------------------------------------------------- geometry
-
-
-def letterbox(image: np.ndarray, boxes: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Scale to fit (height, width) keeping the aspect ratio, centre, pad with grey."""
-    place = letterbox_geometry(image.shape[1:], size)
-    canvas = np.full((3, *size), FILL, dtype=np.float32)
-    canvas[:, place.pad_y : place.pad_y + place.new_height, place.pad_x : place.pad_x + place.new_width] = resize(
-        image, (place.new_height, place.new_width)
-    )
-    return canvas, affine_labels(boxes, place.scale_x, place.scale_y, place.pad_x, place.pad_y)
 
 
 def crop_resize(

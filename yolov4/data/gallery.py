@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from yolov4.boxes import labels_to_xyxy
 from yolov4.data import augment
 from yolov4.data.images import to_pil
+from yolov4.letterbox import letterbox
 
 PALETTE = [(255, 64, 64), (64, 220, 64), (80, 120, 255), (255, 200, 0), (255, 0, 255), (0, 220, 220)]
 
@@ -30,9 +31,9 @@ def gallery_tiles(dataset, seed: int = 0, size: int = 256) -> list[tuple[str, np
     """(title, image, boxes) for the original and each augmentation, on dataset images."""
     rng = np.random.default_rng(seed)
     shape = (size, size)
-    first = augment.letterbox(*dataset[0], shape)
-    second = augment.letterbox(*dataset[1 % len(dataset)], shape)
-    four = [augment.letterbox(*dataset[i % len(dataset)], shape) for i in range(4)]
+    first = letterbox(*dataset[0], shape)
+    second = letterbox(*dataset[1 % len(dataset)], shape)
+    four = [letterbox(*dataset[i % len(dataset)], shape) for i in range(4)]
     return [
         ("original", *first),
         ("flip", *augment.flip_horizontal(*first)),
