@@ -108,17 +108,17 @@ def eval_command(args: argparse.Namespace) -> None:
         for path in (args.gt, args.pred):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"no file at {path}")
-        from yolov4.evaluate import evaluate_coco_files
+        from yolov4.metrics import coco_metrics_from_files
 
-        metrics = evaluate_coco_files(args.gt, args.pred)
+        metrics = coco_metrics_from_files(args.gt, args.pred)
     else:
         if not args.data:
             raise ValueError("give --data PATH with --weights CKPT, or --gt GT.json --pred PRED.json")
         if not Path(args.data).exists():
             raise FileNotFoundError(f"no dataset at {args.data}")
         from yolov4.data.formats import has_split, read_dataset
+        from yolov4.evaluate import evaluate_model
         from yolov4.train import use_class_order
-        from yolov4.validate import evaluate_model
 
         model, names = _model_from_args(args)
         split = args.split or next((s for s in ("val", "test") if has_split(args.data, s)), None)

@@ -11,9 +11,9 @@ from pathlib import Path
 from minilucid.serialization import write_text_atomically
 from yolov4.data.shapes import shapes_dataset
 from yolov4.draw import draw_detections, save_grid
+from yolov4.evaluate import evaluate_model
 from yolov4.letterbox import letterbox, to_original
 from yolov4.train import TrainConfig, Trainer, read_settings
-from yolov4.validate import evaluate_model
 
 # The demo's settings live in a config file inside the package, so that
 # ``python -m yolov4 train --config <DEMO_CONFIG>`` is the demo's run; why each was chosen is

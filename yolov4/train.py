@@ -48,11 +48,11 @@ from yolov4.data.augment import AugmentConfig
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
+from yolov4.evaluate import evaluate_model
 from yolov4.model import YOLO_V4, yolo_v4, yolo_v4_tiny
 from yolov4.plots import plot_history
 from yolov4.pretrained import load_pretrained
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
-from yolov4.validate import evaluate_model
 
 MODELS = {
     "yolov4": {},
