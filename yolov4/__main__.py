@@ -10,8 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from minilucid.serialization import write_text_atomically
 
 
@@ -181,7 +179,7 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
 def predict_command(args: argparse.Namespace) -> None:
     from yolov4.data.images import read_image
     from yolov4.draw import draw_detections
-    from yolov4.letterbox import letterbox, to_original
+    from yolov4.inference import detect_images
     from yolov4.train import run_folder
 
     model, names = _model_from_args(args)
@@ -196,9 +194,7 @@ def predict_command(args: argparse.Namespace) -> None:
     records = []
     for path, image_id, picture in zip(args.images, image_ids, picture_names(args.images, out), strict=True):
         image = read_image(path)
-        boxed, _ = letterbox(image, np.zeros((0, 5)), (args.img, args.img))
-        found = model.predict(boxed, args.conf, args.iou)[0]
-        found = to_original(found, image.shape[1:], (args.img, args.img))
+        found = detect_images(model, [image], args.img, args.conf, args.iou)[0]
         draw_detections(image, found, names).save(out / picture)
         for d in found:
             x1, y1, x2, y2 = d["box"]

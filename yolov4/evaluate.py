@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from yolov4.boxes import xywh_to_xyxy
-from yolov4.data.loader import collate
-from yolov4.letterbox import letterbox, to_original
+from yolov4.inference import detect_images
 from yolov4.metrics import coco_metrics, confusion_matrix
 from yolov4.plots import plot_confusion, plot_pr_curves
 
@@ -19,21 +18,20 @@ MAP_CONF_THRESH = 0.005  # darknet's threshold when measuring mAP
 def detect_dataset(
     model: Any,
     dataset: Any,
-    size: int,
+    input_size: int,
     batch_size: int = 8,
     conf_thresh: float = MAP_CONF_THRESH,
     iou_thresh: float = 0.45,
     max_det: int = 100,
 ) -> tuple[list[dict], list[dict]]:
-    """(ground truth, detections) per image, in each original image's pixels."""
+    """(ground truth, detections) per image, as ``yolov4.metrics`` takes them, in each original
+    image's pixels. The dataset is read a batch at a time, never held whole."""
     truths, found = [], []
     for start in range(0, len(dataset), batch_size):
-        originals = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        images, _ = collate([letterbox(image, boxes, (size, size)) for image, boxes in originals], model_device(model))
-        for (image, boxes), detections in zip(
-            originals, model.predict(images, conf_thresh, iou_thresh, max_det), strict=True
-        ):
-            detections = to_original(detections, image.shape[1:], (size, size))
+        samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        images = [image for image, _ in samples]
+        detected = detect_images(model, images, input_size, conf_thresh, iou_thresh, max_det, batch_size)
+        for (_, boxes), detections in zip(samples, detected, strict=True):
             truths.append({"boxes": xywh_to_xyxy(boxes[:, 1:5]), "classes": boxes[:, 0].astype(int)})
             found.append(
                 {
@@ -45,21 +43,17 @@ def detect_dataset(
     return truths, found
 
 
-def model_device(model: Any) -> str:
-    return next(iter(model.parameters())).device
-
-
 def evaluate_model(
     model: Any,
     dataset: Any,
-    size: int = 416,
+    input_size: int = 416,
     batch_size: int = 8,
     plots: str | Path | None = None,
     **predict_options: Any,
 ) -> dict[str, Any]:
-    """COCO and VOC metrics of ``model`` on ``dataset``; with ``plots`` (a folder), also
-    ``pr_curve.png`` and ``confusion_matrix.png`` there."""
-    truths, found = detect_dataset(model, dataset, size, batch_size, **predict_options)
+    """COCO and VOC metrics of ``model`` on ``dataset`` at the square ``input_size``; with
+    ``plots`` (a folder), also ``pr_curve.png`` and ``confusion_matrix.png`` there."""
+    truths, found = detect_dataset(model, dataset, input_size, batch_size, **predict_options)
     names = list(getattr(dataset, "class_names", [str(k) for k in range(model.config.num_classes)]))
     metrics = coco_metrics(truths, found, model.config.num_classes, names)
     matrix = confusion_matrix(truths, found, model.config.num_classes)

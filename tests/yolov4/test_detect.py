@@ -10,7 +10,7 @@ from yolov4.boxes import nms
 from yolov4.decode import decode_level
 
 
-def detect_one_image(config, maps, image_size, conf_thresh, iou_thresh=0.45, max_det=300):
+def detect_one_image(config, maps, input_size, conf_thresh, iou_thresh=0.45, max_det=300):
     """The oracle: the former per-image ``detect`` (host NumPy, maps (1, A * V, H, W))."""
     boxes, scores, classes = [], [], []
     for level, raw in enumerate(maps):
@@ -30,7 +30,7 @@ def detect_one_image(config, maps, image_size, conf_thresh, iou_thresh=0.45, max
     if len(scores) > detect.MAX_CANDIDATES:
         best = np.argsort(-scores, kind="stable")[: detect.MAX_CANDIDATES]
         boxes, scores, classes = boxes[best], scores[best], classes[best]
-    height, width = image_size
+    height, width = input_size
     boxes = np.clip(boxes, 0, [width, height, width, height])
     keep = nms(boxes, scores, iou_thresh, config.nms_kind, config.beta_nms, classes, max_det)
     return [{"box": [float(v) for v in boxes[k]], "score": float(scores[k]), "class_id": int(classes[k])} for k in keep]
