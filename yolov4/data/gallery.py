@@ -7,24 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from yolov4.boxes import labels_to_xyxy
 from yolov4.data import augment
-from yolov4.data.images import to_pil
+from yolov4.draw import draw_labels
 from yolov4.letterbox import letterbox
-
-PALETTE = [(255, 64, 64), (64, 220, 64), (80, 120, 255), (255, 200, 0), (255, 0, 255), (0, 220, 220)]
-
-
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, names: list[str] | None = None) -> Image.Image:
-    """A Pillow image with each box outlined in its class colour (and named)."""
-    picture = to_pil(image)
-    draw = ImageDraw.Draw(picture)
-    for cls, x1, y1, x2, y2 in labels_to_xyxy(boxes):
-        colour = PALETTE[int(cls) % len(PALETTE)]
-        draw.rectangle([x1, y1, x2, y2], outline=colour, width=2)
-        if names:
-            draw.text((x1 + 2, y1 + 1), names[int(cls)], fill=colour)
-    return picture
 
 
 def gallery_tiles(dataset, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -60,7 +45,7 @@ def augment_gallery(path: str | Path, dataset=None, seed: int = 0, size: int = 2
     for k, (title, image, boxes) in enumerate(tiles):
         x, y = (k % columns) * size, (k // columns) * (size + margin)
         draw.text((x + 4, y + 3), title, fill=(0, 0, 0))
-        sheet.paste(draw_boxes(image, boxes, getattr(dataset, "class_names", None)), (x, y + margin))
+        sheet.paste(draw_labels(image, boxes, getattr(dataset, "class_names", None)), (x, y + margin))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
