@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from yolov4.boxes import intersection
+from yolov4.boxes import intersection, xyxy_to_xywh
 from yolov4.data.formats import DetectionDataset, read_yolo, write_yolo
 
 CLASS_NAMES = ["circle", "square", "triangle"]
@@ -105,7 +105,7 @@ def draw_scene(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, n
         outline = tuple(int(v * 0.5) for v in colour)
         _shape(draw, cls, box, colour, outline)
         placed.append(box)
-        labels.append([cls, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]])
+        labels.append([cls, *xyxy_to_xywh(box)])
     image = np.asarray(canvas, dtype=np.float32).transpose(2, 0, 1) / 255.0
     return image, np.array(labels, dtype=np.float64).reshape(-1, 5)
 
