@@ -10,8 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from minilucid.serialization import write_text_atomically
 
 
@@ -109,16 +107,16 @@ def eval_command(args: argparse.Namespace) -> None:
         for path in (args.gt, args.pred):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"no file at {path}")
-        from yolov4.evaluate import evaluate_coco_files
+        from yolov4.metrics import coco_metrics_from_files
 
-        metrics = evaluate_coco_files(args.gt, args.pred)
+        metrics = coco_metrics_from_files(args.gt, args.pred)
     else:
         if not args.data:
             raise ValueError("give --data PATH with --weights CKPT, or --gt GT.json --pred PRED.json")
         if not Path(args.data).exists():
             raise FileNotFoundError(f"no dataset at {args.data}")
         from yolov4.data.formats import has_split, read_dataset
-        from yolov4.validate import evaluate_model
+        from yolov4.evaluate import evaluate_model
 
         model, names = _model_from_args(args)
         split = args.split or next((s for s in ("val", "test") if has_split(args.data, s)), None)
@@ -179,10 +177,9 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from yolov4.data.augment import letterbox
     from yolov4.data.images import read_image
-    from yolov4.detect import to_original
     from yolov4.draw import draw_detections
+    from yolov4.inference import detect_images
     from yolov4.runs import run_folder
 
     model, names = _model_from_args(args)
@@ -197,9 +194,7 @@ def predict_command(args: argparse.Namespace) -> None:
     records = []
     for path, image_id, picture in zip(args.images, image_ids, picture_names(args.images, out), strict=True):
         image = read_image(path)
-        boxed, _ = letterbox(image, np.zeros((0, 5)), (args.img, args.img))
-        found = model.predict(boxed, args.conf, args.iou)[0]
-        found = to_original(found, image.shape[1:], (args.img, args.img))
+        found = detect_images(model, [image], args.img, args.conf, args.iou)[0]
         draw_detections(image, found, names).save(out / picture)
         for d in found:
             x1, y1, x2, y2 = d["box"]

@@ -10,13 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from yolov4.boxes import size_iou
 from yolov4.config import zoo_config
-
-
-def size_iou(sizes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """(N, K) IoU of (N, 2) sizes with (K, 2) anchor sizes, centres aligned."""
-    inter = np.minimum(sizes[:, None, 0], anchors[None, :, 0]) * np.minimum(sizes[:, None, 1], anchors[None, :, 1])
-    return inter / (sizes[:, None, 0] * sizes[:, None, 1] + anchors[None, :, 0] * anchors[None, :, 1] - inter)
 
 
 def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int = 300) -> tuple[np.ndarray, float]:

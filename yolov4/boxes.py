@@ -1,9 +1,12 @@
-"""Boxes: format conversions, IoU and its variants, and non-maximum suppression.
+"""Boxes: format conversions, overlaps (IoU and its variants), label rows, and non-maximum
+suppression: every box computation of the detector, in one place.
 
 Boxes are (..., 4) arrays or Tensors, ``xyxy`` = [x1, y1, x2, y2] or ``xywh`` =
-[cx, cy, w, h], in pixels. Every function works on NumPy/CuPy arrays (evaluation) and on
-Tensors (the loss, with gradients) alike: it picks ``m``, the module with the right
-``maximum``/``minimum``/``clip``/``arctan``, from its input.
+[cx, cy, w, h], in pixels. Every function on boxes works on NumPy/CuPy arrays (evaluation)
+and on Tensors (the loss, with gradients) alike: it picks ``m``, the module with the right
+``maximum``/``minimum``/``clip``/``arctan``, from its input. Label rows are what datasets
+and augmentations carry: (M, 5) float64 arrays [class_id, cx, cy, w, h] (or, where a
+function says so, [class_id, x1, y1, x2, y2]).
 
 For boxes A (prediction) and B (ground truth), with C their smallest enclosing box:
     IoU  = |A n B| / |A u B|
@@ -37,14 +40,50 @@ def _stack(parts: list, like: Any) -> Any:
 
 def xywh_to_xyxy(boxes: Any) -> Any:
     """[cx, cy, w, h] -> [x1, y1, x2, y2]."""
-    cx, cy, w, h = (boxes[..., i] for i in range(4))
+    cx, cy, w, h = _corners(boxes)
     return _stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], boxes)
 
 
 def xyxy_to_xywh(boxes: Any) -> Any:
     """[x1, y1, x2, y2] -> [cx, cy, w, h]."""
-    x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
+    x1, y1, x2, y2 = _corners(boxes)
     return _stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], boxes)
+
+
+def _corners(boxes: Any) -> tuple:
+    """The four columns of (..., 4) boxes, each (...)."""
+    return tuple(boxes[..., i] for i in range(4))
+
+
+def _intersection(m: Any, a: tuple, b: tuple) -> Any:
+    """Overlap area of boxes given as corner columns (x1, y1, x2, y2); 0 where they do not meet."""
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    inter_w = m.clip(m.minimum(ax2, bx2) - m.maximum(ax1, bx1), 0, None)
+    inter_h = m.clip(m.minimum(ay2, by2) - m.maximum(ay1, by1), 0, None)
+    return inter_w * inter_h
+
+
+def intersection(a: Any, b: Any) -> Any:
+    """Element-wise area of the overlap of xyxy boxes ``a`` and ``b`` (broadcasting); 0 where
+    they do not meet."""
+    return _intersection(_module(a), _corners(a), _corners(b))
+
+
+def _enclosing_size(m: Any, a: tuple, b: tuple) -> tuple[Any, Any]:
+    """(width, height) of the smallest box enclosing both, from corner columns."""
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    return m.maximum(ax2, bx2) - m.minimum(ax1, bx1), m.maximum(ay2, by2) - m.minimum(ay1, by1)
+
+
+def _centre_distance_ratio(a: tuple, b: tuple, enclose_w: Any, enclose_h: Any) -> Any:
+    """rho^2 / c^2 of DIoU, from corner columns: the squared distance between the centres over
+    the squared diagonal of the enclosing box (of size ``enclose_w`` x ``enclose_h``)."""
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    rho2 = ((ax1 + ax2 - bx1 - bx2) ** 2 + (ay1 + ay2 - by1 - by2) ** 2) / 4
+    return rho2 / (enclose_w**2 + enclose_h**2 + EPS)
 
 
 def iou(a: Any, b: Any, kind: str = "iou") -> Any:
@@ -52,24 +91,20 @@ def iou(a: Any, b: Any, kind: str = "iou") -> Any:
     if kind not in KINDS:
         raise ValueError(f"iou: kind must be one of {KINDS}, got {kind!r}")
     m = _module(a)
-    ax1, ay1, ax2, ay2 = (a[..., i] for i in range(4))
-    bx1, by1, bx2, by2 = (b[..., i] for i in range(4))
+    corners_a, corners_b = _corners(a), _corners(b)
+    ax1, ay1, ax2, ay2 = corners_a
+    bx1, by1, bx2, by2 = corners_b
     aw, ah, bw, bh = ax2 - ax1, ay2 - ay1, bx2 - bx1, by2 - by1
-    inter_w = m.clip(m.minimum(ax2, bx2) - m.maximum(ax1, bx1), 0, None)
-    inter_h = m.clip(m.minimum(ay2, by2) - m.maximum(ay1, by1), 0, None)
-    inter = inter_w * inter_h
+    inter = _intersection(m, corners_a, corners_b)
     union = aw * ah + bw * bh - inter
     overlap = inter / (union + EPS)
     if kind == "iou":
         return overlap
-    enclose_w = m.maximum(ax2, bx2) - m.minimum(ax1, bx1)
-    enclose_h = m.maximum(ay2, by2) - m.minimum(ay1, by1)
+    enclose_w, enclose_h = _enclosing_size(m, corners_a, corners_b)
     if kind == "giou":
         enclose = enclose_w * enclose_h
         return overlap - (enclose - union) / (enclose + EPS)
-    rho2 = ((ax1 + ax2 - bx1 - bx2) ** 2 + (ay1 + ay2 - by1 - by2) ** 2) / 4
-    c2 = enclose_w**2 + enclose_h**2
-    diou = overlap - rho2 / (c2 + EPS)
+    diou = overlap - _centre_distance_ratio(corners_a, corners_b, enclose_w, enclose_h)
     if kind == "diou":
         return diou
     v = (4 / math.pi**2) * (m.arctan(bw / (bh + EPS)) - m.arctan(aw / (ah + EPS))) ** 2
@@ -84,12 +119,11 @@ def pairwise_iou(a: Any, b: Any, kind: str = "iou") -> Any:
     return iou(a[:, None, :], b[None, :, :], kind)
 
 
-def _center_distance_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """rho^2 / c^2 of DIoU, for a (4,) box against b (K, 4)."""
-    rho2 = ((a[0] + a[2] - b[:, 0] - b[:, 2]) ** 2 + (a[1] + a[3] - b[:, 1] - b[:, 3]) ** 2) / 4
-    cw = np.maximum(a[2], b[:, 2]) - np.minimum(a[0], b[:, 0])
-    ch = np.maximum(a[3], b[:, 3]) - np.minimum(a[1], b[:, 1])
-    return rho2 / (cw**2 + ch**2 + EPS)
+def size_iou(sizes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """(N, K) IoU of (N, 2) sizes [w, h] with (K, 2) anchor sizes, centres aligned: how well a
+    box's shape fits an anchor's (target assignment, k-means anchors)."""
+    inter = np.minimum(sizes[:, None, 0], anchors[None, :, 0]) * np.minimum(sizes[:, None, 1], anchors[None, :, 1])
+    return inter / (sizes[:, None, 0] * sizes[:, None, 1] + anchors[None, :, 0] * anchors[None, :, 1] - inter)
 
 
 def nms(
@@ -120,9 +154,53 @@ def nms(
         kept.append(int(best))
         overlap = iou(boxes[best][None], boxes[rest])
         if kind == "diou":
-            overlap = overlap - _center_distance_ratio(boxes[best], boxes[rest]) ** beta
+            a, b = _corners(boxes[best]), _corners(boxes[rest])
+            overlap = overlap - _centre_distance_ratio(a, b, *_enclosing_size(np, a, b)) ** beta
         suppressed = overlap > iou_thresh
         if labels is not None:
             suppressed &= labels[rest] == labels[best]
         order = rest[~suppressed]
     return np.asarray(kept, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- label rows
+
+MIN_SIZE = 2.0  # pixels: a box narrower or lower than this after clipping is dropped
+MIN_VISIBLE = 0.25  # a box keeping less than this fraction of its area after clipping is dropped
+
+
+def labels_to_xyxy(labels: np.ndarray) -> np.ndarray:
+    """(M, 5) [cls, cx, cy, w, h] -> (M, 5) float64 [cls, x1, y1, x2, y2]."""
+    labels = labels.astype(np.float64)
+    return np.concatenate([labels[:, :1], xywh_to_xyxy(labels[:, 1:5])], axis=1)
+
+
+def labels_to_xywh(labels: np.ndarray) -> np.ndarray:
+    """(M, 5) [cls, x1, y1, x2, y2] -> (M, 5) float64 [cls, cx, cy, w, h]."""
+    labels = labels.astype(np.float64)
+    return np.concatenate([labels[:, :1], xyxy_to_xywh(labels[:, 1:5])], axis=1)
+
+
+def affine_labels(labels: np.ndarray, scale_x: float, scale_y: float, shift_x: float, shift_y: float) -> np.ndarray:
+    """(M, 5) label rows under x -> x * scale_x + shift_x, y -> y * scale_y + shift_y."""
+    out = labels.astype(np.float64, copy=True)
+    out[:, 1] = labels[:, 1] * scale_x + shift_x
+    out[:, 2] = labels[:, 2] * scale_y + shift_y
+    out[:, 3] = labels[:, 3] * abs(scale_x)
+    out[:, 4] = labels[:, 4] * abs(scale_y)
+    return out
+
+
+def clip_labels(labels: np.ndarray, width: float, height: float, region=None) -> np.ndarray:
+    """Clip (M, 5) label rows to the image (or to ``region`` = (x1, y1, x2, y2)); drop the ones
+    left smaller than MIN_SIZE or with less than MIN_VISIBLE of their area."""
+    if len(labels) == 0:
+        return np.zeros((0, 5))
+    x1, y1, x2, y2 = region if region is not None else (0.0, 0.0, width, height)
+    corners = labels_to_xyxy(labels)
+    area = (corners[:, 3] - corners[:, 1]) * (corners[:, 4] - corners[:, 2])
+    corners[:, [1, 3]] = np.clip(corners[:, [1, 3]], x1, x2)
+    corners[:, [2, 4]] = np.clip(corners[:, [2, 4]], y1, y2)
+    w, h = corners[:, 3] - corners[:, 1], corners[:, 4] - corners[:, 2]
+    keep = (w >= MIN_SIZE) & (h >= MIN_SIZE) & (w * h >= MIN_VISIBLE * area)
+    return labels_to_xywh(corners[keep])

@@ -9,7 +9,8 @@ With grid sensitivity s = scale_x_y, the box of anchor (w_a, h_a) in cell (cx, c
 
 (s > 1 lets the centre reach the cell's borders, which a plain sigmoid only approaches),
 and the scores are sigmoid(obj) and sigmoid(class), independent of one another.
-``decode_boxes`` is that formula once, for arrays (prediction) and Tensors (the loss).
+``cell_offset`` (grid sensitivity) and ``decode_boxes`` are that formula once, for arrays
+(prediction) and Tensors (the loss).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.backend import get_array_module
 from minilucid.ops import stable_sigmoid
+from yolov4.boxes import xyxy_to_xywh
 
 MAX_LOG_SCALE = 12.0  # exp(12) ~ 1.6e5 x the anchor: larger tw would only overflow
 
@@ -32,13 +34,18 @@ def split_anchors(raw: Any, num_anchors: int) -> Any:
     return raw.reshape(n, num_anchors, channels // num_anchors, h, w).transpose(0, 3, 4, 1, 2)
 
 
+def cell_offset(t_xy: Any, scale_x_y: float) -> Any:
+    """The centre's offset inside its cell from raw (..., 2) [tx, ty]: sigmoid(t) * s - (s - 1) / 2,
+    in (-(s - 1) / 2, (s + 1) / 2) (grid sensitivity). Works on arrays and Tensors."""
+    sigmoid = lucid.sigmoid if isinstance(t_xy, lucid.Tensor) else stable_sigmoid
+    return sigmoid(t_xy) * scale_x_y - (scale_x_y - 1) / 2
+
+
 def decode_boxes(t: Any, cell_xy: Any, anchor_wh: Any, stride: int, scale_x_y: float) -> Any:
     """xyxy boxes (..., 4) in pixels from raw (..., 4) [tx, ty, tw, th]; ``cell_xy`` and
     ``anchor_wh`` (..., 2) broadcast against them. Works on arrays and Tensors."""
-    tensor = isinstance(t, lucid.Tensor)
-    m = lucid if tensor else get_array_module(t)
-    sigmoid = lucid.sigmoid if tensor else stable_sigmoid
-    centre = (sigmoid(t[..., 0:2]) * scale_x_y - (scale_x_y - 1) / 2 + cell_xy) * stride
+    m = lucid if isinstance(t, lucid.Tensor) else get_array_module(t)
+    centre = (cell_offset(t[..., 0:2], scale_x_y) + cell_xy) * stride
     size = anchor_wh * m.exp(m.minimum(t[..., 2:4], MAX_LOG_SCALE))
     return m.concatenate([centre - size / 2, centre + size / 2], axis=-1)
 
@@ -70,7 +77,6 @@ def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_aware: bo
     and, with the IoU branch, ``iou`` (N, H, W, A). On the GPU it copies nothing to or from
     the host: the grid and the anchors are cached there.
     """
-    xp = get_array_module(raw)
     device = backend.device_of(raw)
     values = split_anchors(raw, len(anchors))
     _, h, w, _, _ = values.shape
@@ -78,7 +84,7 @@ def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_aware: bo
     xyxy = decode_boxes(values[..., :4], cells, anchor_wh, stride, scale_x_y)
     first_class = 6 if iou_aware else 5
     decoded = {
-        "boxes": xp.concatenate([(xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]], axis=-1),
+        "boxes": xyxy_to_xywh(xyxy),
         "xyxy": xyxy,
         "objectness": stable_sigmoid(values[..., 4]),
         "class_probs": stable_sigmoid(values[..., first_class:]),

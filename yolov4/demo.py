@@ -9,13 +9,12 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from minilucid.serialization import write_text_atomically
-from yolov4.data.augment import letterbox
 from yolov4.data.shapes import shapes_dataset
-from yolov4.detect import to_original
 from yolov4.draw import draw_detections, save_grid
+from yolov4.evaluate import evaluate_model
+from yolov4.inference import detect_images
 from yolov4.train import Trainer
 from yolov4.train_config import TrainConfig, read_settings
-from yolov4.validate import evaluate_model
 
 # The demo's settings live in a config file inside the package, so that
 # ``python -m yolov4 train --config <DEMO_CONFIG>`` is the demo's run; why each was chosen is
@@ -24,16 +23,15 @@ DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 DEMO = read_settings(DEMO_CONFIG)
 
 
-def score_and_draw(model, class_names: list[str], img: int, out: Path) -> dict:
+def score_and_draw(model, class_names: list[str], input_size: int, out: Path) -> dict:
     """The held-out metrics (and their plots), six held-out images drawn, metrics.json."""
     val = shapes_dataset("val")
-    metrics = evaluate_model(model, val, img, plots=out)
-    pictures = []
-    for index in range(min(6, len(val))):
-        image, _ = val[index]
-        boxed, _ = letterbox(image, image[:0, :5].reshape(0, 5), (img, img))
-        found = to_original(model.predict(boxed)[0], image.shape[1:], (img, img))
-        pictures.append(draw_detections(image, found, class_names))
+    metrics = evaluate_model(model, val, input_size, plots=out)
+    images = [val[index][0] for index in range(min(6, len(val)))]
+    found = detect_images(model, images, input_size)
+    pictures = [
+        draw_detections(image, detections, class_names) for image, detections in zip(images, found, strict=True)
+    ]
     save_grid(pictures, out / "detections.png")
     keys = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class")
     write_text_atomically(out / "metrics.json", json.dumps({k: metrics[k] for k in keys}, indent=2))

@@ -1,4 +1,4 @@
-"""From raw maps to detections: thresholds, NMS, and the way back to the original image.
+"""From raw maps to detections: scores, thresholds and NMS, in the network input's pixels.
 
 Shapes: N images; K = sum over levels of H * W * A predictions per image; C classes; M
 candidates, the (prediction, class) pairs of the batch whose score passes the threshold.
@@ -19,7 +19,6 @@ from minilucid.backend import as_numpy, get_array_module
 from yolov4.boxes import nms
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import decode_level
-from yolov4.geometry import letterbox_geometry
 
 MAX_CANDIDATES = 30_000  # the best scores kept per image before NMS: bounds its cost on a noisy map
 
@@ -27,7 +26,7 @@ MAX_CANDIDATES = 30_000  # the best scores kept per image before NMS: bounds its
 def detect(
     config: YOLO_V4Config,
     maps: list[Any],
-    image_size: tuple[int, int],
+    input_size: tuple[int, int],
     conf_thresh: float = 0.25,
     iou_thresh: float = 0.45,
     max_det: int = 300,
@@ -38,7 +37,8 @@ def detect(
     Every (box, class) whose score = objectness x class probability exceeds ``conf_thresh``
     is a candidate, as in darknet; with the IoU branch the score is
     objectness^(1 - alpha) x IoU^alpha x class probability. Each image keeps its best
-    ``MAX_CANDIDATES`` candidates; boxes are clipped to ``image_size`` (height, width).
+    ``MAX_CANDIDATES`` candidates; boxes are clipped to the network input's ``input_size``
+    (height, width): ``yolov4.letterbox.to_original`` takes them back to an original image.
     """
     maps = [m.data if isinstance(m, lucid.Tensor) else m for m in maps]
     scores, boxes = score_predictions(config, maps)
@@ -46,7 +46,7 @@ def detect(
     kind = nms_kind or config.nms_kind
     # an image's own rows come first, at most MAX_CANDIDATES of them, then those over the cap
     return [
-        suppress(rows[rows[:, 0] == n][:MAX_CANDIDATES], image_size, iou_thresh, kind, config.beta_nms, max_det)
+        suppress(rows[rows[:, 0] == n][:MAX_CANDIDATES], input_size, iou_thresh, kind, config.beta_nms, max_det)
         for n in range(scores.shape[0])
     ]
 
@@ -95,39 +95,11 @@ def candidates(scores: Any, boxes: Any, conf_thresh: float) -> Any:
 
 
 def suppress(
-    rows: np.ndarray, image_size: tuple[int, int], iou_thresh: float, kind: str, beta: float, max_det: int
+    rows: np.ndarray, input_size: tuple[int, int], iou_thresh: float, kind: str, beta: float, max_det: int
 ) -> list[dict[str, Any]]:
     """One image's detections from its candidate rows (L, 7) on the host: clip, NMS, dicts."""
     boxes, scores, classes = rows[:, 3:], rows[:, 2], rows[:, 1].astype(np.int64)
-    height, width = image_size
+    height, width = input_size
     boxes = np.clip(boxes, 0, [width, height, width, height])
     keep = nms(boxes, scores, iou_thresh, kind, beta, classes, max_det)
     return [{"box": [float(v) for v in boxes[k]], "score": float(scores[k]), "class_id": int(classes[k])} for k in keep]
-
-
-def to_original(
-    detections: list[dict[str, Any]],
-    original_size: tuple[int, int],
-    input_size: tuple[int, int],
-    letterbox: bool = True,
-) -> list[dict[str, Any]]:
-    """Map detections from the network's input frame back to the original image.
-
-    ``original_size`` and ``input_size`` are (height, width). With ``letterbox`` the image was
-    scaled by one factor and centred with padding (``yolov4.data.letterbox``); otherwise it
-    was stretched to the input size.
-    """
-    place = letterbox_geometry(original_size, input_size, letterbox)
-    h0, w0 = original_size
-    mapped = []
-    for d in detections:
-        x1, y1, x2, y2 = d["box"]
-        box = [
-            (x1 - place.pad_x) / place.scale_x,
-            (y1 - place.pad_y) / place.scale_y,
-            (x2 - place.pad_x) / place.scale_x,
-            (y2 - place.pad_y) / place.scale_y,
-        ]
-        box = [min(max(v, 0.0), limit) for v, limit in zip(box, (w0, h0, w0, h0), strict=True)]
-        mapped.append({**d, "box": box})
-    return mapped

@@ -1,4 +1,5 @@
-"""Detections drawn on images: boxes in class colours, labelled with name and score."""
+"""Boxes drawn on images in class colours: detections labelled with name and score, and
+label rows (ground truth, augmentations) with their class name."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from minilucid.serialization import write_atomically
-from yolov4.data.gallery import PALETTE
+from yolov4.boxes import labels_to_xyxy
 from yolov4.data.images import to_pil
+
+PALETTE = [(255, 64, 64), (64, 220, 64), (80, 120, 255), (255, 200, 0), (255, 0, 255), (0, 220, 220)]
 
 
 def draw_detections(
@@ -33,6 +36,19 @@ def draw_detections(
         y = y1 - height if y1 >= height else y1  # above the box, or inside it at the image's top edge
         draw.rectangle([x1, y, x1 + right - left + 4, y + height], fill=colour)
         draw.text((x1 + 2, y), label, fill=(0, 0, 0))
+    return picture
+
+
+def draw_labels(image: np.ndarray, boxes: np.ndarray, names: list[str] | None = None) -> Image.Image:
+    """A Pillow image of a (3, H, W) array with each (M, 5) label row [class, cx, cy, w, h]
+    outlined in its class colour (and named)."""
+    picture = to_pil(image)
+    draw = ImageDraw.Draw(picture)
+    for cls, x1, y1, x2, y2 in labels_to_xyxy(boxes):
+        colour = PALETTE[int(cls) % len(PALETTE)]
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=2)
+        if names:
+            draw.text((x1 + 2, y1 + 1), names[int(cls)], fill=colour)
     return picture
 
 

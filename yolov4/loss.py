@@ -29,7 +29,7 @@ from minilucid import backend
 from minilucid.nn import functional as F
 from yolov4.boxes import iou
 from yolov4.config import YOLO_V4Config
-from yolov4.decode import cached_anchors, cached_grid, decode_boxes, split_anchors
+from yolov4.decode import cached_anchors, cached_grid, cell_offset, decode_boxes, split_anchors
 from yolov4.targets import decode_targets, slot_boxes
 
 
@@ -238,7 +238,7 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
 def mse_box_term(picked: lucid.Tensor, slots: Any, scale: float, truth: Any, image_area: float):
     """darknet's MSE box loss: squared error of the decoded offsets and log sizes, weighted
     by (2 - box area / image area) so small boxes count more."""
-    offset = lucid.sigmoid(picked[:, 0:2]) * scale - (scale - 1) / 2
+    offset = cell_offset(picked[:, 0:2], scale)
     area = (truth[:, 2:3] - truth[:, 0:1]) * (truth[:, 3:4] - truth[:, 1:2])  # (P, 1)
     diff_xy = offset - lucid.Tensor(slots[:, 0:2])
     diff_wh = picked[:, 2:4] - lucid.Tensor(slots[:, 2:4])

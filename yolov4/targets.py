@@ -21,14 +21,15 @@ import numpy as np
 
 from minilucid.backend import as_numpy, get_array_module
 from minilucid.tensor import Tensor
-from yolov4.anchors import size_iou
+from yolov4.boxes import size_iou, xywh_to_xyxy
 from yolov4.config import YOLO_V4Config
 
 EDGE_TOLERANCE = 1.0  # pixels a box may stick out of the image (rounding of labels)
 
 
-def check_boxes(boxes: Any, num_classes: int, image_size: tuple[int, int], image: int = 0) -> np.ndarray:
-    """Validate one image's (M, 5) ground truth; returns it as float64, or raises ValueError."""
+def check_boxes(boxes: Any, num_classes: int, input_size: tuple[int, int], image: int = 0) -> np.ndarray:
+    """Validate one image's (M, 5) ground truth in an input of ``input_size`` (height, width);
+    returns it as float64, or raises ValueError."""
     array = as_numpy(boxes.data if isinstance(boxes, Tensor) else boxes)
     array = np.asarray(array, dtype=np.float64)
     if array.size == 0:
@@ -37,7 +38,7 @@ def check_boxes(boxes: Any, num_classes: int, image_size: tuple[int, int], image
         raise ValueError(
             f"image {image}: ground truth must be (M, 5) [class_id, cx, cy, w, h], got shape {array.shape}"
         )
-    height, width = image_size
+    height, width = input_size
     for row, (cls, cx, cy, w, h) in enumerate(array):
         where = f"image {image}, box {row} ({cls:g}, {cx:g}, {cy:g}, {w:g}, {h:g})"
         if not np.all(np.isfinite(array[row])):
@@ -46,7 +47,7 @@ def check_boxes(boxes: Any, num_classes: int, image_size: tuple[int, int], image
             raise ValueError(f"{where}: class_id must be an integer in [0, {num_classes}), got {cls:g}")
         if w <= 0 or h <= 0:
             raise ValueError(f"{where}: width and height must be positive")
-        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        x1, y1, x2, y2 = xywh_to_xyxy(array[row, 1:5])
         tol = EDGE_TOLERANCE
         if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
             raise ValueError(
@@ -56,9 +57,10 @@ def check_boxes(boxes: Any, num_classes: int, image_size: tuple[int, int], image
     return array
 
 
-def encode_targets(ground_truth: list, config: YOLO_V4Config, image_size: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """Per-image (M, 5) boxes -> one (N, Hs, Ws, A * (5 + C)) float32 array per stride."""
-    height, width = image_size
+def encode_targets(ground_truth: list, config: YOLO_V4Config, input_size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Per-image (M, 5) boxes in an input of ``input_size`` (height, width) -> one
+    (N, Hs, Ws, A * (5 + C)) float32 array per stride."""
+    height, width = input_size
     values = 5 + config.num_classes
     levels = [
         np.zeros((len(ground_truth), height // s, width // s, len(a), values), dtype=np.float32)
@@ -68,7 +70,7 @@ def encode_targets(ground_truth: list, config: YOLO_V4Config, image_size: tuple[
     all_anchors = np.array([wh for level in config.anchors for wh in level])
     homes = [(level, index) for level, anchors in enumerate(config.anchors) for index in range(len(anchors))]
     for image, boxes in enumerate(ground_truth):
-        for cls, cx, cy, w, h in check_boxes(boxes, config.num_classes, image_size, image):
+        for cls, cx, cy, w, h in check_boxes(boxes, config.num_classes, input_size, image):
             fits = size_iou(np.array([[w, h]]), all_anchors)[0]
             best = int(np.argmax(fits))
             for k, (level, index) in enumerate(homes):
@@ -91,8 +93,7 @@ def truth_boxes(ground_truth: list) -> list[np.ndarray]:
 
     Call it after ``encode_targets``, which checks the boxes: they are not checked twice."""
     raw = [as_numpy(b.data if isinstance(b, Tensor) else b) for b in ground_truth]
-    boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 5)[:, 1:] for b in raw]
-    return [np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1) for b in boxes]
+    return [xywh_to_xyxy(np.asarray(b, dtype=np.float64).reshape(-1, 5)[:, 1:]) for b in raw]
 
 
 def positives(encoded: np.ndarray, num_anchors: int) -> tuple[np.ndarray, ...]:
@@ -105,9 +106,9 @@ def slot_boxes(slots: np.ndarray, cells: np.ndarray, anchors: np.ndarray, stride
     """xyxy boxes (P, 4), in pixels, held by positive slots (P, 5 + C) of cells (P, 2)
     [column, row] with anchors (P, 2): the inverse of the encoding above (NumPy or CuPy)."""
     xp = get_array_module(slots)
-    centre = (cells + slots[:, 0:2]) * stride
-    size = anchors * xp.exp(slots[:, 2:4])
-    return xp.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(xp.float32)
+    centre = (cells + slots[:, 0:2]) * stride  # (P, 2)
+    size = anchors * xp.exp(slots[:, 2:4])  # (P, 2)
+    return xywh_to_xyxy(xp.concatenate([centre, size], axis=-1)).astype(xp.float32)
 
 
 def decode_targets(encoded: tuple, config: YOLO_V4Config) -> list[np.ndarray]:

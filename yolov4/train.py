@@ -48,13 +48,13 @@ from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
 from yolov4.ema import EMA
+from yolov4.evaluate import evaluate_model
 from yolov4.model import YOLO_V4, build_model
 from yolov4.plots import plot_history
 from yolov4.pretrained import load_pretrained
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
 from yolov4.runs import run_folder
 from yolov4.train_config import TrainConfig, changes_on_resume, stored_config
-from yolov4.validate import evaluate_model
 
 
 def frozen_part(model: YOLO_V4, freeze: str | int | None) -> list[lucid.nn.Module]:

@@ -5,10 +5,10 @@ the bounding box of its colour's pixels)."""
 import numpy as np
 import pytest
 
-from yolov4.boxes import iou
+from yolov4.boxes import iou, labels_to_xyxy
 from yolov4.data import augment
-from yolov4.data.boxes_util import to_xyxy
 from yolov4.data.loader import DetectionLoader
+from yolov4.letterbox import letterbox, to_original
 
 COLOURS = np.array(
     [
@@ -57,7 +57,7 @@ def found(image, colour, tolerance=0.12):
 
 def assert_boxes_follow_pixels(image, boxes, colour_of=lambda c: COLOURS[int(c)], min_side=16):
     checked = 0
-    for row in to_xyxy(boxes):
+    for row in labels_to_xyxy(boxes):
         cls, box = row[0], row[1:]
         if min(box[2] - box[0], box[3] - box[1]) < min_side:
             continue
@@ -79,20 +79,18 @@ def test_flip_letterbox_and_jitter(seed):
     image, boxes = scene(RECTS_A)
     assert assert_boxes_follow_pixels(*augment.flip_horizontal(image, boxes)) == 4
     wide, wide_boxes = scene([(20, 30, 110, 120), (300, 40, 460, 150)], size=(200, 480))
-    assert assert_boxes_follow_pixels(*augment.letterbox(wide, wide_boxes, (320, 320))) == 2
+    assert assert_boxes_follow_pixels(*letterbox(wide, wide_boxes, (320, 320))) == 2
     moved, moved_boxes = augment.random_crop(image, boxes, rng, jitter=0.3, size=(256, 256))
     assert moved.shape == (3, 256, 256)
     assert assert_boxes_follow_pixels(moved, moved_boxes) >= 2
 
 
 def test_letterbox_and_its_inverse_recover_the_original_boxes():
-    from yolov4.detect import to_original
-
     image, boxes = scene([(20, 30, 110, 120), (300, 40, 460, 150)], size=(200, 480))
-    _, moved = augment.letterbox(image, boxes, (320, 320))
-    detections = [{"box": list(row[1:]), "score": 1.0, "class_id": int(row[0])} for row in to_xyxy(moved)]
+    _, moved = letterbox(image, boxes, (320, 320))
+    detections = [{"box": list(row[1:]), "score": 1.0, "class_id": int(row[0])} for row in labels_to_xyxy(moved)]
     back = to_original(detections, (200, 480), (320, 320))
-    np.testing.assert_allclose([d["box"] for d in back], to_xyxy(boxes)[:, 1:], atol=1e-9)
+    np.testing.assert_allclose([d["box"] for d in back], labels_to_xyxy(boxes)[:, 1:], atol=1e-9)
 
 
 def test_hsv_changes_colours_not_places():

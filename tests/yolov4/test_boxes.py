@@ -1,11 +1,26 @@
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import minilucid as lucid
 from minilucid.testing import gradient_check
-from yolov4.boxes import iou, nms, pairwise_iou, xywh_to_xyxy, xyxy_to_xywh
+from yolov4.boxes import (
+    MIN_SIZE,
+    affine_labels,
+    clip_labels,
+    intersection,
+    iou,
+    labels_to_xywh,
+    labels_to_xyxy,
+    nms,
+    pairwise_iou,
+    size_iou,
+    xywh_to_xyxy,
+    xyxy_to_xywh,
+)
 
 
 def paper(a, b, kind):
@@ -92,6 +107,43 @@ def test_conversions_round_trip():
     np.testing.assert_allclose(xywh_to_xyxy(xywh), [[8, 17, 12, 23], [0, 0, 1, 1]])
     np.testing.assert_allclose(xyxy_to_xywh(xywh_to_xyxy(xywh)), xywh)
     assert xywh_to_xyxy(lucid.Tensor(xywh)).shape == (2, 4)
+
+
+def test_intersection_is_the_overlap_area():
+    a, b = random_pairs(np.random.default_rng(2), 100)
+    widths = np.maximum(0, np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]))
+    heights = np.maximum(0, np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]))
+    np.testing.assert_allclose(intersection(a, b), widths * heights)
+    assert intersection(a[-3], b[-3]) == 0.0  # disjoint: nothing, not a negative area
+    table = intersection(a[:5, None], b[None, :7])  # (5, 7) by broadcasting
+    np.testing.assert_allclose(table[2, 4], intersection(a[2], b[4]))
+    np.testing.assert_allclose(intersection(lucid.Tensor(a), lucid.Tensor(b)).numpy(), widths * heights)
+
+
+def test_label_rows_convert_move_and_clip():
+    rows = np.array([[2, 10.0, 20.0, 4.0, 6.0], [0, 50.0, 5.0, 20.0, 10.0]])  # [class, cx, cy, w, h]
+    corners = labels_to_xyxy(rows)
+    np.testing.assert_array_equal(corners, [[2, 8, 17, 12, 23], [0, 40, 0, 60, 10]])
+    np.testing.assert_array_equal(labels_to_xywh(corners), rows)
+    moved = affine_labels(rows, -2.0, 0.5, 100.0, 1.0)  # mirrored and scaled: sizes stay positive
+    np.testing.assert_array_equal(moved, [[2, 80, 11, 8, 3], [0, 0, 3.5, 40, 5]])
+    # In a 56 x 30 image: the first box stays; the second keeps 16 of its 20 pixels of width.
+    np.testing.assert_array_equal(clip_labels(rows, 56, 30), [[2, 10, 20, 4, 6], [0, 48, 5, 16, 10]])
+    assert len(clip_labels(rows, 41, 30)) == 1  # a sliver of 1 pixel < MIN_SIZE is dropped
+    assert len(clip_labels(rows, 44, 30)) == 1  # 4 of 20 pixels wide: under MIN_VISIBLE of its area
+    assert MIN_SIZE > 1 and clip_labels(np.zeros((0, 5)), 10, 10).shape == (0, 5)
+
+
+def test_size_iou_compares_shapes_with_centres_aligned():
+    fits = size_iou(np.array([[10.0, 10.0]]), np.array([[10.0, 10.0], [20.0, 5.0], [5.0, 5.0], [100.0, 100.0]]))
+    np.testing.assert_allclose(fits, [[1.0, 50 / 150, 25 / 100, 100 / 10000]])
+
+
+def test_the_model_imports_without_pillow():
+    """size_iou lives with the boxes, not in the k-means tool that reads image files."""
+    code = "import sys; sys.modules['PIL'] = None; import yolov4, yolov4.model, yolov4.loss, yolov4.detect"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def brute_force_nms(boxes, scores, threshold, kind, beta, classes):

@@ -429,14 +429,14 @@ def relabelled_copy(tiny_dataset, root, names):
 
 
 def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path, monkeypatch, capsys):
-    import yolov4.validate
+    import yolov4.evaluate
     from yolov4.data.formats import read_yolo
     from yolov4.train import Trainer
     from yolov4.train_config import TrainConfig
 
     reordered = relabelled_copy(tiny_dataset, tmp_path / "reordered", ["triangle", "circle", "square"])
     scored = []
-    monkeypatch.setattr(yolov4.validate, "evaluate_model", lambda model, data, *a, **k: scored.append(data) or {})
+    monkeypatch.setattr(yolov4.evaluate, "evaluate_model", lambda model, data, *a, **k: scored.append(data) or {})
     monkeypatch.setattr("yolov4.__main__.print_metrics", lambda metrics: None)
     assert main(["eval", "--data", str(reordered), "--weights", str(untrained), "--img", "64"]) == 0
     original = read_yolo(tiny_dataset, "val")

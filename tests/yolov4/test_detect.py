@@ -1,16 +1,18 @@
-"""``detect`` on a whole batch equals the per-image detection it replaced, to the bit."""
+"""``detect`` on a whole batch equals the per-image detection it replaced, to the bit; and the
+grid-sensitive offset that decoding and the loss share."""
 
 import numpy as np
 import pytest
 
+import minilucid as lucid
 from tests.yolov4.conftest import calibrate, randomize
 from tests.yolov4.test_loss_and_predict import scenes, small
 from yolov4 import detect
 from yolov4.boxes import nms
-from yolov4.decode import decode_level
+from yolov4.decode import cell_offset, decode_level
 
 
-def detect_one_image(config, maps, image_size, conf_thresh, iou_thresh=0.45, max_det=300):
+def detect_one_image(config, maps, input_size, conf_thresh, iou_thresh=0.45, max_det=300):
     """The oracle: the former per-image ``detect`` (host NumPy, maps (1, A * V, H, W))."""
     boxes, scores, classes = [], [], []
     for level, raw in enumerate(maps):
@@ -30,7 +32,7 @@ def detect_one_image(config, maps, image_size, conf_thresh, iou_thresh=0.45, max
     if len(scores) > detect.MAX_CANDIDATES:
         best = np.argsort(-scores, kind="stable")[: detect.MAX_CANDIDATES]
         boxes, scores, classes = boxes[best], scores[best], classes[best]
-    height, width = image_size
+    height, width = input_size
     boxes = np.clip(boxes, 0, [width, height, width, height])
     keep = nms(boxes, scores, iou_thresh, config.nms_kind, config.beta_nms, classes, max_det)
     return [{"box": [float(v) for v in boxes[k]], "score": float(scores[k]), "class_id": int(classes[k])} for k in keep]
@@ -60,3 +62,12 @@ def test_an_empty_batch_of_candidates_gives_empty_lists():
     model = small()
     maps = [m.data for m in model.eval().forward(scenes())]
     assert detect.detect(model.config, maps, (128, 128), conf_thresh=1.0) == [[], []]
+
+
+def test_grid_sensitivity_lets_the_centre_reach_the_cell_borders():
+    """sigmoid(t) * s - (s - 1) / 2: s = 1 is the plain sigmoid, which only approaches 0 and 1;
+    s = 1.2 reaches them at finite t and stops 0.1 beyond. Arrays and Tensors agree."""
+    t = np.array([-40.0, -np.log(11.0), 0.0, np.log(11.0), 40.0])  # sigmoid: ~0, 1/12, 1/2, 11/12, ~1
+    np.testing.assert_allclose(cell_offset(t, 1.0), 1 / (1 + np.exp(-t)))
+    np.testing.assert_allclose(cell_offset(t, 1.2), [-0.1, 0.0, 0.5, 1.0, 1.1], atol=1e-12)
+    np.testing.assert_array_equal(cell_offset(lucid.Tensor(t), 1.2).numpy(), cell_offset(t, 1.2))

@@ -8,7 +8,7 @@ from tests.conftest import DEVICES
 from yolov4 import YOLO_V4Config, yolo_v4
 from yolov4.boxes import iou, xywh_to_xyxy
 from yolov4.decode import split_anchors
-from yolov4.detect import to_original
+from yolov4.letterbox import to_original
 from yolov4.loss import yolo_loss
 from yolov4.targets import encode_targets
 

@@ -59,3 +59,16 @@ def test_a_plot_or_picture_that_fails_midway_leaves_the_old_file(tmp_path, monke
     assert curves.read_bytes() == b"the old curves"
     assert sheet.read_bytes() == b"the old sheet"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "detections.png"]  # no temporaries left
+
+
+def test_labels_and_detections_are_outlined_in_their_class_colour_where_their_box_is():
+    from yolov4.draw import PALETTE, draw_detections, draw_labels
+
+    black = np.zeros((3, 50, 60), np.float32)
+    labelled = np.asarray(draw_labels(black, np.array([[1, 30.0, 30.0, 20.0, 10.0]])))  # x 20..40, y 25..35
+    detected = np.asarray(draw_detections(black, [{"box": [20.0, 25.0, 40.0, 35.0], "score": 0.9, "class_id": 1}]))
+    for picture in (labelled, detected):
+        assert tuple(picture[30, 20]) == PALETTE[1]  # the left edge, (row, column)
+        assert tuple(picture[30, 39]) == PALETTE[1]  # the right edge
+        assert tuple(picture[30, 30]) == (0, 0, 0)  # inside, nothing
+        assert tuple(picture[30, 45]) == (0, 0, 0)  # outside, nothing

@@ -2,7 +2,7 @@
 
 Each is a small function of (image, boxes, rng) returning (image, boxes); images are
 (3, H, W) float32 in [0, 1], boxes (M, 5) [class, cx, cy, w, h] in pixels. Geometric ones
-clip boxes to what stays visible and drop boxes that end up too small (``boxes_util.clip``).
+clip boxes to what stays visible and drop boxes that end up too small (``boxes.clip_labels``).
 ``augment_sample`` chains them as one training config switches them.
 """
 
@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from yolov4.data import boxes_util
+from yolov4.boxes import MIN_SIZE, MIN_VISIBLE, affine_labels, clip_labels, intersection, labels_to_xywh, labels_to_xyxy
 from yolov4.data.images import resize
-from yolov4.geometry import letterbox_geometry
-
-FILL = 0.5  # grey, darknet's padding value
+from yolov4.letterbox import FILL, letterbox
 
 
 @dataclass
@@ -48,23 +46,8 @@ class AugmentConfig:
         if self.saturation < 1 or self.exposure < 1 or not 0 <= self.hue <= 0.5:
             raise ValueError("AugmentConfig: saturation and exposure must be >= 1 and hue in [0, 0.5]")
 
-    @classmethod
-    def off(cls) -> AugmentConfig:
-        """No augmentation at all (evaluation)."""
-        return cls(hue=0, saturation=1, exposure=1, flip=0, jitter=0)
-
 
 # ----------------------------------------------------------------------------- geometry
-
-
-def letterbox(image: np.ndarray, boxes: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Scale to fit (height, width) keeping the aspect ratio, centre, pad with grey."""
-    place = letterbox_geometry(image.shape[1:], size)
-    canvas = np.full((3, *size), FILL, dtype=np.float32)
-    canvas[:, place.pad_y : place.pad_y + place.new_height, place.pad_x : place.pad_x + place.new_width] = resize(
-        image, (place.new_height, place.new_width)
-    )
-    return canvas, boxes_util.affine(boxes, place.scale_x, place.scale_y, place.pad_x, place.pad_y)
 
 
 def crop_resize(
@@ -80,9 +63,9 @@ def crop_resize(
         patch[:, sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = image[:, sy1:sy2, sx1:sx2]
     out_h, out_w = size
     scale_x, scale_y = out_w / (x2 - x1), out_h / (y2 - y1)
-    moved = boxes_util.affine(boxes, scale_x, scale_y, -x1 * scale_x, -y1 * scale_y)
+    moved = affine_labels(boxes, scale_x, scale_y, -x1 * scale_x, -y1 * scale_y)
     visible = ((sx1 - x1) * scale_x, (sy1 - y1) * scale_y, (sx2 - x1) * scale_x, (sy2 - y1) * scale_y)
-    return resize(patch, size), boxes_util.clip(moved, out_w, out_h, region=visible)
+    return resize(patch, size), clip_labels(moved, out_w, out_h, region=visible)
 
 
 def random_crop(
@@ -206,7 +189,7 @@ def mosaic(
         left, top = rng.uniform(0, w - crop_w), rng.uniform(0, h - crop_h)
         piece, moved = crop_resize(image, boxes, (left, top, left + crop_w, top + crop_h), (rh, rw))
         canvas[:, y1:y2, x1:x2] = piece
-        all_boxes.append(boxes_util.affine(moved, 1, 1, x1, y1))
+        all_boxes.append(affine_labels(moved, 1, 1, x1, y1))
     return canvas, np.concatenate(all_boxes) if all_boxes else np.zeros((0, 5))
 
 
@@ -226,7 +209,7 @@ def _visible_part(boxes: np.ndarray, hole: tuple[float, float, float, float]) ->
     dropping boxes that lose too much."""
     hx1, hy1, hx2, hy2 = hole
     kept = []
-    for row in boxes_util.to_xyxy(boxes):
+    for row in labels_to_xyxy(boxes):
         cls, x1, y1, x2, y2 = row
         covers_x, covers_y = hx1 <= x1 and hx2 >= x2, hy1 <= y1 and hy2 >= y2
         if covers_y and hx1 < x2 and hx2 > x1:  # a vertical band cuts the box
@@ -234,15 +217,10 @@ def _visible_part(boxes: np.ndarray, hole: tuple[float, float, float, float]) ->
         elif covers_x and hy1 < y2 and hy2 > y1:  # a horizontal band cuts the box
             y1, y2 = (y1, hy1) if hy1 - y1 >= y2 - hy2 else (hy2, y2)
         area = (row[3] - row[1]) * (row[4] - row[2])
-        hidden_w = max(0.0, min(row[3], hx2) - max(row[1], hx1))
-        hidden_h = max(0.0, min(row[4], hy2) - max(row[2], hy1))
-        if (
-            x2 - x1 >= boxes_util.MIN_SIZE
-            and y2 - y1 >= boxes_util.MIN_SIZE
-            and area - hidden_w * hidden_h >= boxes_util.MIN_VISIBLE * area
-        ):
+        hidden = intersection(row[1:5], np.asarray(hole))
+        if x2 - x1 >= MIN_SIZE and y2 - y1 >= MIN_SIZE and area - hidden >= MIN_VISIBLE * area:
             kept.append([cls, x1, y1, x2, y2])
-    return boxes_util.to_xywh(np.array(kept, dtype=np.float64).reshape(-1, 5))
+    return labels_to_xywh(np.array(kept, dtype=np.float64).reshape(-1, 5))
 
 
 def cutmix(
@@ -262,7 +240,7 @@ def cutmix(
     image = image_a.copy()
     image[:, y1 : y1 + ch, x1 : x1 + cw] = image_b[:, y1 : y1 + ch, x1 : x1 + cw]
     hole = (x1, y1, x1 + cw, y1 + ch)
-    return image, np.concatenate([_visible_part(boxes_a, hole), boxes_util.clip(boxes_b, w, h, region=hole)])
+    return image, np.concatenate([_visible_part(boxes_a, hole), clip_labels(boxes_b, w, h, region=hole)])
 
 
 # ----------------------------------------------------------------------------- the chain

@@ -8,30 +8,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from yolov4.data import augment
-from yolov4.data.images import to_pil
-
-PALETTE = [(255, 64, 64), (64, 220, 64), (80, 120, 255), (255, 200, 0), (255, 0, 255), (0, 220, 220)]
-
-
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, names: list[str] | None = None) -> Image.Image:
-    """A Pillow image with each box outlined in its class colour (and named)."""
-    picture = to_pil(image)
-    draw = ImageDraw.Draw(picture)
-    for cls, cx, cy, w, h in boxes:
-        colour = PALETTE[int(cls) % len(PALETTE)]
-        draw.rectangle([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], outline=colour, width=2)
-        if names:
-            draw.text((cx - w / 2 + 2, cy - h / 2 + 1), names[int(cls)], fill=colour)
-    return picture
+from yolov4.draw import draw_labels
+from yolov4.letterbox import letterbox
 
 
 def gallery_tiles(dataset, seed: int = 0, size: int = 256) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(title, image, boxes) for the original and each augmentation, on dataset images."""
     rng = np.random.default_rng(seed)
     shape = (size, size)
-    first = augment.letterbox(*dataset[0], shape)
-    second = augment.letterbox(*dataset[1 % len(dataset)], shape)
-    four = [augment.letterbox(*dataset[i % len(dataset)], shape) for i in range(4)]
+    first = letterbox(*dataset[0], shape)
+    second = letterbox(*dataset[1 % len(dataset)], shape)
+    four = [letterbox(*dataset[i % len(dataset)], shape) for i in range(4)]
     return [
         ("original", *first),
         ("flip", *augment.flip_horizontal(*first)),
@@ -58,7 +45,7 @@ def augment_gallery(path: str | Path, dataset=None, seed: int = 0, size: int = 2
     for k, (title, image, boxes) in enumerate(tiles):
         x, y = (k % columns) * size, (k // columns) * (size + margin)
         draw.text((x + 4, y + 3), title, fill=(0, 0, 0))
-        sheet.paste(draw_boxes(image, boxes, getattr(dataset, "class_names", None)), (x, y + margin))
+        sheet.paste(draw_labels(image, boxes, getattr(dataset, "class_names", None)), (x, y + margin))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)

@@ -16,7 +16,8 @@ import numpy as np
 
 import minilucid as lucid
 from minilucid.data import DataLoader
-from yolov4.data.augment import AugmentConfig, augment_sample, letterbox
+from yolov4.data.augment import AugmentConfig, augment_sample
+from yolov4.letterbox import letterbox
 
 
 def collate(samples: list[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> tuple[lucid.Tensor, list[np.ndarray]]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from yolov4.boxes import intersection, xyxy_to_xywh
 from yolov4.data.formats import DetectionDataset, read_yolo, write_yolo
 
 CLASS_NAMES = ["circle", "square", "triangle"]
@@ -37,15 +38,18 @@ def cache_root() -> Path:
 
 
 def _overlap_fraction(box: np.ndarray, others: list[np.ndarray]) -> float:
-    """The largest fraction of ``box`` (x1, y1, x2, y2) covered by any of ``others``."""
-    area = (box[2] - box[0]) * (box[3] - box[1])
+    """The largest fraction of ``box`` (x1, y1, x2, y2), or of any of ``others``, that the
+    two cover in common."""
     worst = 0.0
     for other in others:
-        w = min(box[2], other[2]) - max(box[0], other[0])
-        h = min(box[3], other[3]) - max(box[1], other[1])
-        if w > 0 and h > 0:
-            worst = max(worst, w * h / area, w * h / ((other[2] - other[0]) * (other[3] - other[1])))
+        common = intersection(box, other)
+        if common > 0:
+            worst = max(worst, common / _area(box), common / _area(other))
     return worst
+
+
+def _area(box: np.ndarray) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _background(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
@@ -101,7 +105,7 @@ def draw_scene(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, n
         outline = tuple(int(v * 0.5) for v in colour)
         _shape(draw, cls, box, colour, outline)
         placed.append(box)
-        labels.append([cls, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]])
+        labels.append([cls, *xyxy_to_xywh(box)])
     image = np.asarray(canvas, dtype=np.float32).transpose(2, 0, 1) / 255.0
     return image, np.array(labels, dtype=np.float64).reshape(-1, 5)
 

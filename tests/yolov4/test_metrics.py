@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from yolov4.evaluate import coco_evaluate, evaluate_coco_files
+from yolov4.metrics import coco_metrics, coco_metrics_from_files, confusion_matrix
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools.coco import COCO  # noqa: E402
@@ -77,7 +77,7 @@ def test_agrees_with_pycocotools(seed, tmp_path):
     gt, dt = random_set(seed)
     expected = pycocotools_stats(gt, dt, tmp_path)
     (tmp_path / "dt.json").write_text(json.dumps(dt))
-    ours = evaluate_coco_files(tmp_path / "gt.json", tmp_path / "dt.json")
+    ours = coco_metrics_from_files(tmp_path / "gt.json", tmp_path / "dt.json")
     names = ["map", "map50", "map75", "map_small", "map_medium", "map_large"]
     for k, name in enumerate(names):
         assert ours[name] == pytest.approx(expected[k], abs=1e-4), name
@@ -91,11 +91,11 @@ def test_perfect_and_empty_detections():
         {"boxes": [[10, 10, 50, 60], [100, 100, 300, 260]], "scores": [0.9, 0.8], "classes": [0, 1]},
         {"boxes": [], "scores": [], "classes": []},
     ]
-    metrics = coco_evaluate(truth, perfect, 2)
+    metrics = coco_metrics(truth, perfect, 2)
     assert metrics["map"] == pytest.approx(1.0) and metrics["voc_map50"] == pytest.approx(1.0)
     assert metrics["map_small"] == -1.0  # no small objects at all: undefined, as pycocotools says
     nothing = [{"boxes": [], "scores": [], "classes": []}] * 2
-    assert coco_evaluate(truth, nothing, 2)["map"] == 0.0
+    assert coco_metrics(truth, nothing, 2)["map"] == 0.0
 
 
 def test_voc_ap_by_hand():
@@ -104,7 +104,21 @@ def test_voc_ap_by_hand():
     found = [
         {"boxes": [[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]], "scores": [0.9, 0.8, 0.7], "classes": [0, 0, 0]}
     ]
-    metrics = coco_evaluate(truth, found, 1)
+    metrics = coco_metrics(truth, found, 1)
     # precision 1, 0.5, 0.667 at recall 0.5, 0.5, 1: envelope 1 up to 0.5, 0.667 to 1
     assert metrics["voc_map50"] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
     assert metrics["voc07_map50"] == pytest.approx((6 * 1 + 5 * 2 / 3) / 11)
+
+
+def test_confusion_matrix_counts_hits_confusions_misses_and_false_alarms():
+    truths = [{"boxes": np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]), "classes": np.array([0, 1, 1])}]
+    found = [
+        {
+            "boxes": np.array([[0, 0, 10, 10], [20, 20, 30, 31], [60, 60, 70, 70], [40, 40, 50, 50]]),
+            "scores": np.array([0.9, 0.8, 0.7, 0.1]),  # the last is under the 0.25 threshold
+            "classes": np.array([0, 0, 1, 1]),
+        }
+    ]
+    matrix = confusion_matrix(truths, found, num_classes=2)
+    # rows: true class 0, 1, nothing; columns: predicted 0, 1, missed
+    np.testing.assert_array_equal(matrix, [[1, 0, 0], [1, 0, 1], [0, 1, 0]])
