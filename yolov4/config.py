@@ -102,14 +102,14 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
         return len(self.strides)
 
     @property
-    def iou_aware(self) -> bool:
+    def has_iou_branch(self) -> bool:
         """Whether each anchor predicts an extra IoU logit (6 + C channels)."""
         return self.iou_branch_weight > 0
 
     @property
     def values_per_anchor(self) -> int:
         """5 + C, or 6 + C with the IoU branch."""
-        return 5 + int(self.iou_aware) + self.num_classes
+        return 5 + int(self.has_iou_branch) + self.num_classes
 
     def channels(self, width: int) -> int:
         """A layer width of the full model scaled by ``width_multiple``."""

@@ -69,7 +69,7 @@ def cached_anchors(anchors, device: str, dtype: Any) -> Any:
     return backend.constant(key, device, lambda: np.asarray(anchors, dtype=dtype))
 
 
-def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_aware: bool = False) -> dict[str, Any]:
+def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_branch: bool = False) -> dict[str, Any]:
     """Decode one raw map (an array) into boxes and probabilities.
 
     Returns a dict of arrays: ``boxes`` (N, H, W, A, 4) as [cx, cy, w, h] in input pixels,
@@ -82,13 +82,13 @@ def decode_level(raw: Any, anchors, stride: int, scale_x_y: float, iou_aware: bo
     _, h, w, _, _ = values.shape
     cells, anchor_wh = cached_grid(h, w, device, raw.dtype), cached_anchors(anchors, device, raw.dtype)
     xyxy = decode_boxes(values[..., :4], cells, anchor_wh, stride, scale_x_y)
-    first_class = 6 if iou_aware else 5
+    first_class = 6 if iou_branch else 5
     decoded = {
         "boxes": xyxy_to_xywh(xyxy),
         "xyxy": xyxy,
         "objectness": stable_sigmoid(values[..., 4]),
         "class_probs": stable_sigmoid(values[..., first_class:]),
     }
-    if iou_aware:
+    if iou_branch:
         decoded["iou"] = stable_sigmoid(values[..., 5])
     return decoded

@@ -57,11 +57,11 @@ def score_predictions(config: YOLO_V4Config, maps: list[Any]) -> tuple[Any, Any]
     scores, boxes = [], []
     for level, raw in enumerate(maps):
         decoded = decode_level(
-            raw, config.anchors[level], config.strides[level], config.scale_x_y[level], config.iou_aware
+            raw, config.anchors[level], config.strides[level], config.scale_x_y[level], config.has_iou_branch
         )
         n = raw.shape[0]
         confidence = decoded["objectness"].reshape(n, -1)  # (N, H * W * A)
-        if config.iou_aware:
+        if config.has_iou_branch:
             alpha = config.iou_aware_alpha
             confidence = confidence ** (1 - alpha) * decoded["iou"].reshape(n, -1) ** alpha
         scores.append(confidence[..., None] * decoded["class_probs"].reshape(n, -1, config.num_classes))

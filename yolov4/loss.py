@@ -212,7 +212,7 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
         else:
             box = (1 - iou(predicted, lucid.Tensor(truth), config.box_loss)).sum() * config.iou_normalizer
         fit = None
-        if config.iou_aware_alpha > 0 or config.iou_aware:  # only the IoU-aware options need the plain IoU
+        if config.iou_aware_alpha > 0 or config.has_iou_branch:  # only the IoU-aware options need the plain IoU
             fit = xp.clip(iou(predicted.data, truth), 0, 1)  # (P,)
         if config.iou_aware_alpha > 0:
             alpha = config.iou_aware_alpha
@@ -221,11 +221,11 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
         # Classes against one-hot targets smoothed as darknet's delta_yolo_class does:
         # y * (1 - eps) + eps / 2, i.e. 1 - eps / 2 for the class and eps / 2 for the others.
         eps = config.cls_label_smoothing
-        first_class = 6 if config.iou_aware else 5
+        first_class = 6 if config.has_iou_branch else 5
         classes = slots[:, 5:] * (1 - eps) + eps / 2
         cls = F.binary_cross_entropy_with_logits(picked[:, first_class:], lucid.Tensor(classes), reduction="sum")
         cls = cls * config.cls_normalizer
-        if config.iou_aware:
+        if config.has_iou_branch:
             iou_branch = F.binary_cross_entropy_with_logits(picked[:, 5], lucid.Tensor(fit), reduction="sum")
             iou_branch = iou_branch * config.iou_branch_weight
     obj = F.binary_cross_entropy_with_logits(

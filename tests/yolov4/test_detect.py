@@ -17,10 +17,10 @@ def detect_one_image(config, maps, input_size, conf_thresh, iou_thresh=0.45, max
     boxes, scores, classes = [], [], []
     for level, raw in enumerate(maps):
         decoded = decode_level(
-            raw, config.anchors[level], config.strides[level], config.scale_x_y[level], config.iou_aware
+            raw, config.anchors[level], config.strides[level], config.scale_x_y[level], config.has_iou_branch
         )
         confidence = decoded["objectness"].reshape(-1)
-        if config.iou_aware:
+        if config.has_iou_branch:
             alpha = config.iou_aware_alpha
             confidence = confidence ** (1 - alpha) * decoded["iou"].reshape(-1) ** alpha
         level_scores = confidence[:, None] * decoded["class_probs"].reshape(-1, config.num_classes)
@@ -39,12 +39,12 @@ def detect_one_image(config, maps, input_size, conf_thresh, iou_thresh=0.45, max
 
 
 @pytest.mark.parametrize("cap", [None, 5], ids=["all", "capped"])
-@pytest.mark.parametrize("iou_aware", [False, True], ids=["plain", "iou-aware"])
+@pytest.mark.parametrize("iou_branch", [False, True], ids=["plain", "iou-aware"])
 @pytest.mark.parametrize("conf_thresh", [0.0, 0.3, 0.9])
-def test_batch_detect_equals_the_per_image_oracle(conf_thresh, iou_aware, cap, monkeypatch):
+def test_batch_detect_equals_the_per_image_oracle(conf_thresh, iou_branch, cap, monkeypatch):
     if cap is not None:
         monkeypatch.setattr(detect, "MAX_CANDIDATES", cap)
-    model = small(**({"iou_branch_weight": 1.0, "iou_aware_alpha": 0.5} if iou_aware else {}))
+    model = small(**({"iou_branch_weight": 1.0, "iou_aware_alpha": 0.5} if iou_branch else {}))
     x = scenes()
     randomize(model, output_gain=2.0)
     calibrate(model, x)
