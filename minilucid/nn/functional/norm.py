@@ -3,23 +3,15 @@
 Shapes: x (N, C, ...) with channels on axis 1; statistics are per channel, over every
 other axis; M = the number of values per channel.
 
-Train mode normalizes with the batch's mean and biased variance and moves the running
-statistics toward the batch's. By default the running variance takes the unbiased estimate,
-as PyTorch does; ``unbiased=False`` stores the biased variance the batch was normalized
-with instead, so eval mode reproduces training exactly. That matters when a channel has few
-values per batch: with 32 (a 4x4 map, batch 2) the two differ by 3% at every layer, and
-through YOLOv4's deep layers that moved small boxes from CIoU 0.95 in train mode to 0.67
-in eval mode. Eval mode is then an affine map per channel.
+Train mode: y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and
+biased variance, and the running statistics move toward the batch's. The running variance
+takes the unbiased estimate, as PyTorch does, or with ``unbiased=False`` the biased one the
+batch was normalized with, so that eval mode reproduces training (docs/api.md says when
+that matters). Eval mode is an affine map per channel: y = x * scale + shift.
 
-Training-mode backward makes two new arrays of x's size, where the plain formula makes six,
-and works in place otherwise; on YOLOv4's maps a fresh array costs about four times an
-in-place pass. The element-wise passes run as kernels of ``minilucid.parallel`` (on every
-core, in cache-sized blocks); the per-channel sums stay whole NumPy reductions, unchanged.
-Every value is computed in the same order as the plain formula, so the results are the
-same to the bit. That matters more than it seems: the gradients of deep
-BatchNorm layers cancel heavily (gy - mean(gy) - x_hat * mean(gy * x_hat)), and a float32
-sum in another order changed some layers' gradients by 10%. That was enough to move the
-demo's 18-epoch result from mAP@0.5 0.97 to 0.80.
+The element-wise passes are in-place kernels run by ``minilucid.parallel``; each equals
+the plain formula written beside it, bit for bit (docs/performance.md, "BatchNorm", says
+why the code takes this shape and why the order of every sum must not change).
 """
 
 from __future__ import annotations
@@ -50,25 +42,24 @@ def _per_row(vector, images: int):
     return get_array_module(vector).tile(vector, images).reshape(-1, 1)
 
 
-# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``); each
-# is the plain formula written in place, in the formula's order, so its results are the
-# same to the bit whether it runs whole or in parts.
+# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``). Each
+# writes into arrays it is given and equals the formula in its docstring, in that order.
 
 
 def _center_kernel(centered, squares, x, mean) -> None:
-    """centered = x - mean; squares = centered * centered."""
+    """Equals: centered = x - mean; squares = centered * centered."""
     get_array_module(x).subtract(x, mean, out=centered)
     get_array_module(x).multiply(centered, centered, out=squares)
 
 
 def _scale_shift_kernel(y, x, scale, shift) -> None:
-    """y = x * scale + shift (``x`` may be ``y`` itself)."""
+    """Equals: y = x * scale + shift (``x`` may be ``y`` itself)."""
     get_array_module(x).multiply(x, scale, out=y)
     y += shift
 
 
 def _normalize_kernel(x_hat, gy_x_hat, x, mean, inv_std, gy) -> None:
-    """x_hat = (x - mean) * inv_std; gy_x_hat = gy * x_hat."""
+    """Equals: x_hat = (x - mean) * inv_std; gy_x_hat = gy * x_hat."""
     xp = get_array_module(x)
     xp.subtract(x, mean, out=x_hat)
     x_hat *= inv_std
@@ -76,7 +67,10 @@ def _normalize_kernel(x_hat, gy_x_hat, x, mean, inv_std, gy) -> None:
 
 
 def _input_grad_kernel(gx, gy, x_hat, mean_gy, mean_gy_x_hat, scale) -> None:
-    """gx = (gy - mean(gy) - x_hat * mean(gy * x_hat)) * gamma * inv_std (overwrites x_hat)."""
+    """Equals: gx = (gy - mean_gy - x_hat * mean_gy_x_hat) * scale (and overwrites x_hat).
+
+    With scale = weight * inv_std, this is BatchNorm's input gradient.
+    """
     get_array_module(gy).subtract(gy, mean_gy, out=gx)
     x_hat *= mean_gy_x_hat
     gx -= x_hat
