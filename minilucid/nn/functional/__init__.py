@@ -16,7 +16,7 @@ from minilucid.nn.functional.loss import (
     binary_cross_entropy_with_logits,
     mse_loss,
 )
-from minilucid.nn.functional.norm import batch_norm
+from minilucid.nn.functional.norm import batch_norm, cross_minibatch_norm
 from minilucid.nn.functional.pool import adaptive_avg_pool2d, interpolate, max_pool2d
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "col2im",
     "conv2d",
+    "cross_minibatch_norm",
     "drop_block",
     "dropout",
     "im2col",
