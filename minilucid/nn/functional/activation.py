@@ -1,4 +1,4 @@
-"""Activations: ReLU, LeakyReLU, Mish, SiLU, and sigmoid/tanh/softplus from ``ops``.
+"""Activations: ReLU, LeakyReLU, Mish, SiLU (sigmoid, tanh and softplus are in ``minilucid.ops``).
 
 Each saves only its input (which the graph holds anyway) and rebuilds what it needs in
 backward, so an activation adds no memory to a training step.
@@ -19,7 +19,7 @@ from __future__ import annotations
 from minilucid import parallel
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
-from minilucid.ops import sigmoid, softplus, stable_sigmoid, tanh  # noqa: F401  (re-exported here)
+from minilucid.ops import stable_sigmoid
 from minilucid.tensor import Tensor
 
 MISH_CLIP = 20.0  # tanh(softplus(20)) == 1 - 8.5e-18: exactly 1 in float32 and float64
