@@ -28,7 +28,8 @@ from minilucid.nn.functional.conv import output_size, pad2d
 from minilucid.tensor import Tensor
 
 
-def _pair(value) -> tuple[int, int]:
+def _height_width(value) -> tuple[int, int]:
+    """An int (the same along both axes) or a (height, width) pair, as a (height, width) tuple."""
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
@@ -103,7 +104,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """
     if x.ndim != 4:
         raise ValueError(f"max_pool2d expects input of shape (N, C, H, W), got {x.shape}")
-    kernel = _pair(kernel_size)
+    kernel = _height_width(kernel_size)
     stride = kernel[0] if stride is None else stride
     if padding == "same":
         if kernel[0] != kernel[1] or kernel[0] % 2 == 0:
@@ -165,11 +166,11 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest") 
     if size is None:
         sh, sw = (scale_factor, scale_factor) if numpy.isscalar(scale_factor) else scale_factor
         size = (math.floor(x.shape[2] * sh), math.floor(x.shape[3] * sw))
-    return _resample(x, _nearest_matrix, _pair(size))
+    return _resample(x, _nearest_matrix, _height_width(size))
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     """Average over PyTorch's adaptive bins so the output is ``output_size``."""
     if x.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d expects input (N, C, H, W), got {x.shape}")
-    return _resample(x, _average_matrix, _pair(output_size))
+    return _resample(x, _average_matrix, _height_width(output_size))
