@@ -47,10 +47,6 @@ def _per_row(vector, images: int):
     return get_array_module(vector).tile(vector, images).reshape(-1, 1)
 
 
-# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``). Each
-# writes into arrays it is given and equals the formula in its docstring, in that order.
-
-
 class Moments(NamedTuple):
     """Per-channel statistics of ``count`` values per channel: their mean and biased variance, (C,) each."""
 
@@ -74,6 +70,10 @@ def join_moments(earlier: Moments, later: Moments) -> Moments:
         + delta * delta * (earlier.count * later.count / total)
     )
     return Moments(total, mean, squared_deviations / total)
+
+
+# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``). Each
+# writes into arrays it is given and equals the formula in its docstring, in that order.
 
 
 def _center_kernel(centered, squares, x, mean) -> None:
