@@ -34,7 +34,8 @@ def _tensor_like(value: Any, like: Tensor) -> Tensor:
     return Tensor._from_array(as_array(value, None, like.device))
 
 
-def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+def _operands_as_tensors(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """The two operands of a binary op as Tensors, a number or array made like the Tensor beside it."""
     if isinstance(a, Tensor):
         return a, _tensor_like(b, a)
     b = b if isinstance(b, Tensor) else Tensor(b)
@@ -176,22 +177,22 @@ def _winner_share(wins, ties, dtype):
 
 def add(a, b) -> Tensor:
     """a + b with broadcasting."""
-    return Add()(*_pair(a, b))
+    return Add()(*_operands_as_tensors(a, b))
 
 
 def sub(a, b) -> Tensor:
     """a - b with broadcasting."""
-    return Sub()(*_pair(a, b))
+    return Sub()(*_operands_as_tensors(a, b))
 
 
 def mul(a, b) -> Tensor:
     """a * b with broadcasting."""
-    return Mul()(*_pair(a, b))
+    return Mul()(*_operands_as_tensors(a, b))
 
 
 def div(a, b) -> Tensor:
     """a / b with broadcasting."""
-    return Div()(*_pair(a, b))
+    return Div()(*_operands_as_tensors(a, b))
 
 
 def neg(x) -> Tensor:
@@ -210,12 +211,12 @@ def power(base, exponent) -> Tensor:
 
 def maximum(a, b) -> Tensor:
     """Element-wise maximum with broadcasting."""
-    return Maximum()(*_pair(a, b))
+    return Maximum()(*_operands_as_tensors(a, b))
 
 
 def minimum(a, b) -> Tensor:
     """Element-wise minimum with broadcasting."""
-    return Minimum()(*_pair(a, b))
+    return Minimum()(*_operands_as_tensors(a, b))
 
 
 # ----------------------------------------------------------------------------- element-wise
@@ -396,7 +397,7 @@ def clip(x, min_value=None, max_value=None) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """Pick from ``a`` where ``condition`` holds, else from ``b`` (all broadcast)."""
-    a, b = _pair(a, b)
+    a, b = _operands_as_tensors(a, b)
     tensor = b if is_scalar(a.data) else a  # the operand that says where the data lives
     cond = as_array(condition, bool, tensor.device)
     return Where(cond)(a, b)
@@ -648,7 +649,7 @@ def split(x, indices_or_sections, axis: int = 0) -> tuple[Tensor, ...]:
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules: batched over leading axes, 1-D operands promoted."""
-    a, b = _pair(a, b)
+    a, b = _operands_as_tensors(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
     inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
@@ -706,5 +707,5 @@ def astype(x, dtype: Any) -> Tensor:
 
 def compare(name: str, a, b) -> Tensor:
     """An element-wise comparison (``numpy.<name>``) as a boolean tensor without gradient."""
-    a, b = _pair(a, b)
+    a, b = _operands_as_tensors(a, b)
     return Tensor._from_array(getattr(get_array_module(a.data, b.data), name)(a.data, b.data))

@@ -14,10 +14,6 @@ simply takes fewer. An argument is cut when it is an array whose first axis is a
 ``out``'s; anything else (a Python or NumPy scalar, a 0-d array, an array of first axis 1
 that broadcasts) goes whole to every block. A kernel writes its results into its blocks.
 
-Blocks help even on one core: a kernel of several passes (Mish's eight) works on a block
-that stays in the core's cache, so it reads and writes main memory about once, and its
-temporaries are small arrays that malloc reuses instead of fresh pages from the kernel.
-
 Callers reshape their arrays so that axis 0 is long: element-wise ops go through
 ``elementwise``, which passes flat views; per-channel ops pass (N*C, H*W) maps with
 (N*C, 1) columns; im2col passes (N*C, KH, KW, OH, OW) windows.
@@ -27,17 +23,14 @@ every element goes through the same ufunc calls in the same order, only in anoth
 So a kernel must not sum across axis 0; none here sums at all (the reductions of
 BatchNorm stay whole NumPy calls, in their original order).
 
-It runs ``kernel(out, *args)`` once, on the caller's thread, when
-- the arrays are small (``out`` under ``MIN_PARALLEL_SIZE`` elements): waking a thread
-  costs about 10 us, more than a small kernel takes;
-- the arrays live on a GPU (one CuPy kernel covers the whole device);
-- ``out`` is not C-contiguous.
+It runs ``kernel(out, *args)`` once, on the caller's thread, when ``out`` is small (under
+``MIN_PARALLEL_SIZE`` elements), lives on a GPU (one CuPy kernel covers the device), or is
+not C-contiguous.
 
-Threads: one by default (the pool off: every block taken by the caller's thread, which keeps
-the blocks' cache benefit), ``MINILUCID_NUM_THREADS=n`` or ``set_num_threads(n)`` for more.
-One is the default because a whole YOLOv4 step measured no faster with a second thread on
-a 2-core CPU (docs/performance.md), and slower when other processes share the cores. The
-pool is busy only while BLAS is not (one op runs after the other).
+Threads: one by default (the pool off: every block taken by the caller's thread),
+``MINILUCID_NUM_THREADS=n`` or ``set_num_threads(n)`` for more. Why blocks pay even on one
+core, and why one thread is the default, is in docs/performance.md ("Element-wise work in
+blocks").
 """
 
 from __future__ import annotations
@@ -62,7 +55,7 @@ _pool_lock = threading.Lock()
 
 
 def _default_threads() -> int:
-    """MINILUCID_NUM_THREADS, else 1 (the pool off; see the module's docstring for why)."""
+    """MINILUCID_NUM_THREADS, else 1 (the pool off; docs/performance.md says why)."""
     value = os.environ.get("MINILUCID_NUM_THREADS", "")
     if value:
         if not value.isdigit() or int(value) < 1:

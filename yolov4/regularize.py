@@ -2,12 +2,11 @@
 
 (DropBlock is ``YOLO_V4Config.drop_block``; label smoothing is ``cls_label_smoothing``.)
 
-**CmBN**, Cross mini-Batch Normalization. With gradient accumulation (darknet's
-subdivisions) one weight update sees several mini-batches; plain BatchNorm normalizes each
-with its own few samples. CmBN normalizes mini-batch t of an update with the statistics of
-mini-batches 1..t together (sums of x and x^2 accumulated; earlier mini-batches enter as
-constants), so later mini-batches see steadier statistics. ``reset_cross_minibatch_norm``
-starts a new update. With one mini-batch per update it is exactly BatchNorm.
+**CmBN**, Cross mini-Batch Normalization, is the engine's layer ``nn.CrossMiniBatchNorm2d``,
+beside BatchNorm: with gradient accumulation (darknet's subdivisions) it normalizes
+mini-batch t of an update with the statistics of mini-batches 1..t together. Here,
+``use_cross_minibatch_norm`` puts it into a model and ``reset_cross_minibatch_norm``
+starts a new update.
 
 **SAT**, Self-Adversarial Training, is two stages. First the network attacks its own
 input: the image moves by epsilon in the direction that raises the loss (the sign of the
@@ -30,53 +29,13 @@ from minilucid import backend, nn
 from minilucid.backend import get_array_module
 
 
-class CrossMiniBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm whose training statistics span the mini-batches of one update.
-
-    Statistics are kept as (count, mean, sum of squared deviations) and combined with
-    Chan et al.'s parallel formula, which avoids the cancellation of E[x^2] - E[x]^2.
-    """
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
-        super().__init__(num_features, eps, momentum, unbiased_running_var=False)
-        self.reset()
-
-    def reset(self) -> None:
-        """Start a new update: forget the statistics of earlier mini-batches."""
-        self._earlier = None  # (count, mean, squared deviations) per channel, as constants
-
-    def forward(self, x: lucid.Tensor) -> lucid.Tensor:
-        if not self.training:
-            return super().forward(x)
-        c = self.num_features
-        axes, shape = (0, 2, 3), (1, c, 1, 1)
-        count = x.size // c
-        mean = lucid.mean(x, axis=axes)  # this mini-batch, with gradients
-        centred = x - mean.reshape(shape)
-        squares = lucid.sum(centred * centred, axis=axes)
-        if self._earlier is not None:
-            n0, mean0, squares0 = self._earlier
-            total = n0 + count
-            delta = mean - mean0
-            mean = mean0 + delta * (count / total)
-            squares = squares + squares0 + delta * delta * (n0 * count / total)
-            count = total
-        var = squares * (1.0 / count)
-        self._earlier = (count, mean.data, squares.data)
-        m = self.momentum
-        self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mean.data
-        self.running_var.data[...] = (1 - m) * self.running_var.data + m * var.data
-        scale = self.weight * (var + self.eps) ** -0.5
-        return (x - mean.reshape(shape)) * scale.reshape(shape) + self.bias.reshape(shape)
-
-
 def use_cross_minibatch_norm(model: nn.Module) -> nn.Module:
     """Replace every ``bn`` BatchNorm2d of the model by CmBN, keeping its parameters and
     statistics (so state dicts and optimizers are unchanged)."""
     for module in model.modules():
         old = module._modules.get("bn")
-        if isinstance(old, nn.BatchNorm2d) and not isinstance(old, CrossMiniBatchNorm2d):
-            new = CrossMiniBatchNorm2d(old.num_features, old.eps, old.momentum)
+        if isinstance(old, nn.BatchNorm2d) and not isinstance(old, nn.CrossMiniBatchNorm2d):
+            new = nn.CrossMiniBatchNorm2d(old.num_features, old.eps, old.momentum)
             new.weight, new.bias = old.weight, old.bias
             new.running_mean, new.running_var = old.running_mean, old.running_var
             module.bn = new
@@ -86,7 +45,7 @@ def use_cross_minibatch_norm(model: nn.Module) -> nn.Module:
 def reset_cross_minibatch_norm(model: nn.Module) -> None:
     """Call after each optimizer step: the next mini-batch starts a new update."""
     for module in model.modules():
-        if isinstance(module, CrossMiniBatchNorm2d):
+        if isinstance(module, nn.CrossMiniBatchNorm2d):
             module.reset()
 
 

@@ -85,6 +85,34 @@ class BatchNorm2d(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
+class CrossMiniBatchNorm2d(BatchNorm2d):
+    """Cross mini-batch normalization (CmBN, YOLOv4): in training, BatchNorm whose statistics
+    span the mini-batches of one weight update.
+
+    With gradient accumulation (darknet's subdivisions) one update sees several mini-batches;
+    BatchNorm normalizes each with its own few values. CmBN normalizes mini-batch t with the
+    statistics of mini-batches 1..t together (earlier ones as constants), so later ones see
+    steadier statistics. Call ``reset()`` after each optimizer step. With one mini-batch per
+    update, and in eval mode, it is ``BatchNorm2d(unbiased_running_var=False)``.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__(num_features, eps, momentum, unbiased_running_var=False)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new update: forget the statistics of earlier mini-batches."""
+        self.earlier = None  # the statistics of this update's mini-batches so far (F.cross_minibatch_norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        y, self.earlier = F.cross_minibatch_norm(
+            x, self.earlier, self.running_mean, self.running_var, self.weight, self.bias, self.momentum, self.eps
+        )
+        return y
+
+
 class Linear(Module):
     """y = x @ weight.T + bias."""
 

@@ -77,13 +77,6 @@ class Module:
         self.__dict__.pop(name, None)
         self._buffers[name] = value if isinstance(value, Tensor) else Tensor(value)
 
-    def register_parameter(self, name: str, value: Parameter | None) -> None:
-        """Register a Parameter under ``name`` (None removes it)."""
-        if value is None:
-            self._parameters.pop(name, None)
-        else:
-            setattr(self, name, value)
-
     def add_module(self, name: str, module: Module) -> None:
         """Register a sub-module under ``name``."""
         self._modules[name] = module

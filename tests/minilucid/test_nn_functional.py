@@ -143,6 +143,42 @@ def test_batch_norm_eval_gradients(device):
     )
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_cross_minibatch_norm_gradients_over_two_mini_batches(device):
+    """The second mini-batch of an update: its gradient flows through the statistics it shares
+    with the first, whose values are constants."""
+    first, second = normal(2, 3, 2, 3) * 2 + 1, normal(2, 3, 2, 3)
+    _, earlier = F.cross_minibatch_norm(lucid.Tensor(first, device=device), None, None, None)
+    assert earlier.count == 12
+    gradient_check(
+        lambda x, w, b: F.cross_minibatch_norm(x, earlier, None, None, w, b)[0],
+        *(lucid.Tensor(a, device=device) for a in (second, normal(3), normal(3))),
+    )
+
+
+def test_cross_minibatch_norm_uses_the_statistics_of_the_whole_update():
+    gen = np.random.default_rng(0)
+    first, second = (gen.standard_normal((2, 3, 4, 4)) + k for k in (0, 3))
+    norm = lucid.nn.CrossMiniBatchNorm2d(3, momentum=1.0)  # momentum 1: running = the statistics just used
+    norm(lucid.Tensor(first))
+    out = norm(lucid.Tensor(second)).numpy()
+    both = np.concatenate([first, second])
+    mean, var = both.mean(axis=(0, 2, 3)), both.var(axis=(0, 2, 3))
+    expected = (second - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(norm.running_mean.numpy(), mean, rtol=1e-6)
+    np.testing.assert_allclose(norm.running_var.numpy(), var, rtol=1e-6)  # biased, as normalized with
+    norm.reset()  # a new update: the second mini-batch alone
+    alone = norm(lucid.Tensor(second)).numpy()
+    np.testing.assert_allclose(alone.mean(axis=(0, 2, 3)), 0, atol=1e-6)
+    np.testing.assert_allclose(alone.var(axis=(0, 2, 3)), 1, atol=1e-4)
+    norm.eval()  # eval mode: normalized with the running statistics, which the last batch set
+    running = (second - second.mean(axis=(0, 2, 3))[None, :, None, None]) / np.sqrt(
+        second.var(axis=(0, 2, 3))[None, :, None, None] + 1e-5
+    )
+    np.testing.assert_allclose(norm(lucid.Tensor(second)).numpy(), running, rtol=1e-6, atol=1e-6)
+
+
 LAYER_CASES = {
     "max_pool_2x2": (lambda x: F.max_pool2d(x, 2), (2, 2, 6, 4)),
     "max_pool_3_s1_same": (lambda x: F.max_pool2d(x, 3, 1, "same"), (1, 2, 5, 5)),
@@ -257,6 +293,9 @@ def test_bad_inputs_get_clear_errors():
         F.conv2d(x, lucid.zeros(4, 3, 3, 3), padding="valid")
     with pytest.raises(ValueError, match="input has 3 channels but weight/bias have shapes"):
         F.batch_norm(x, None, None, lucid.ones(4), lucid.zeros(4), training=True)
+    _, earlier = F.cross_minibatch_norm(lucid.ones(2, 4, 2, 2), None, None, None)
+    with pytest.raises(ValueError, match="input has 3 channels but the earlier statistics have 4"):
+        F.cross_minibatch_norm(x, earlier, None, None)
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         F.interpolate(x)
     with pytest.raises(ValueError, match=r"input shape \(2,\) and target shape \(3,\) differ"):

@@ -1,23 +1,6 @@
-"""Fixtures for the detector's tests: darknet's reference cfgs and randomized weights."""
-
-from pathlib import Path
+"""Helpers for the detector's tests: randomized weights and calibrated BatchNorm statistics."""
 
 import numpy as np
-import pytest
-
-# darknet's cfg files, kept by the project beside the checkout (../shared/darknet).
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "darknet"
-
-
-@pytest.fixture
-def reference_cfg():
-    def path(name: str) -> Path:
-        file = REFERENCE / name
-        if not file.is_file():
-            pytest.skip(f"darknet reference file {file} is not present")
-        return file
-
-    return path
 
 
 def calibrate(model, images) -> None:

@@ -1,8 +1,9 @@
 """Against an independent implementation: OpenCV's darknet reader (test-only).
 
-OpenCV loads darknet's reference cfgs with random weights written in darknet format; this
-project loads the same two files; both run on the same image, and the decoded outputs
-agree: boxes [cx, cy, w, h] normalized, objectness, class scores times objectness.
+OpenCV loads darknet's reference cfgs (shipped in yolov4/darknet_cfg/) with random weights
+written in darknet format; this project loads the same two files; both run on the same
+image, and the decoded outputs agree: boxes [cx, cy, w, h] normalized, objectness, class
+scores times objectness.
 """
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 import minilucid as lucid
 from tests.yolov4.conftest import randomize
-from yolov4.darknet import load_darknet, weights_bytes
+from yolov4.darknet import darknet_file, load_darknet, weights_bytes
 from yolov4.decode import decode_level
 
 cv2 = pytest.importorskip("cv2")
@@ -18,8 +19,8 @@ cv2 = pytest.importorskip("cv2")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,size", [("yolov4-tiny.cfg", 416), ("yolov4.cfg", 608)])
-def test_decoded_outputs_agree_with_opencv(name, size, reference_cfg, tmp_path):
-    cfg = reference_cfg(name)
+def test_decoded_outputs_agree_with_opencv(name, size, tmp_path):
+    cfg = darknet_file(name)
     donor = load_darknet(cfg)
     randomize(donor, seed=11, output_gain=20.0)
     (tmp_path / "random.weights").write_bytes(weights_bytes(donor))

@@ -1,4 +1,6 @@
 import re
+from fnmatch import fnmatch
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import minilucid as lucid
 from tests.yolov4.conftest import randomize
 from yolov4 import yolo_v4, yolo_v4_tiny
 from yolov4.cfg import Section, parse_cfg, structure
-from yolov4.darknet import cfg_text, load_darknet, partial, save_darknet
+from yolov4.darknet import cfg_text, darknet_file, load_darknet, partial, save_darknet
 
 
 def small():
@@ -17,8 +19,8 @@ def small():
 
 
 @pytest.mark.parametrize("name", ["yolov4.cfg", "yolov4-tiny.cfg"])
-def test_model_layers_equal_the_reference_cfg_one_for_one(name, reference_cfg):
-    reference = parse_cfg(reference_cfg(name).read_text())
+def test_model_layers_equal_the_reference_cfg_one_for_one(name):
+    reference = parse_cfg(darknet_file(name).read_text())
     model = yolo_v4() if name == "yolov4.cfg" else yolo_v4_tiny()
     ours = [Section("net"), *model.to_darknet().sections]
     assert len(ours) == len(reference)
@@ -30,6 +32,22 @@ def test_model_layers_equal_the_reference_cfg_one_for_one(name, reference_cfg):
     assert [(int(s.get("filters")), int(s.get("size"))) for s in convs] == [
         (u.conv.out_channels, u.conv.kernel_size) for u in units
     ]
+
+
+def test_darknet_files_ship_as_package_data():
+    names = darknet_file("coco.names").read_text().splitlines()
+    assert len(names) == 80 and names[:2] == ["person", "bicycle"]
+    assert darknet_file("yolov4-tiny.cfg").parent == darknet_file("yolov4.cfg").parent
+    with pytest.raises(
+        ValueError, match=r"expected one of \['coco.names', 'yolov4-tiny.cfg', 'yolov4.cfg'\], got 'x.cfg'"
+    ):
+        darknet_file("x.cfg")
+    # pyproject's package data names every shipped file, so an installed package has them too
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    patterns = re.findall(r'"([^"]+)"', re.search(r"^yolov4 = \[(.*)\]$", pyproject, flags=re.MULTILINE).group(1))
+    folder = darknet_file("coco.names").parent
+    for file in folder.iterdir():
+        assert any(fnmatch(f"{folder.name}/{file.name}", pattern) for pattern in patterns), file.name
 
 
 def test_round_trip_is_bit_exact(tmp_path):
@@ -81,8 +99,8 @@ def test_wrong_weights_size_names_expected_and_actual_bytes(tmp_path):
         load_darknet(tmp_path / "m.cfg", tmp_path / "tiny.weights")
 
 
-def test_custom_classes_and_anchors(reference_cfg, tmp_path):
-    text = reference_cfg("yolov4.cfg").read_text()
+def test_custom_classes_and_anchors(tmp_path):
+    text = darknet_file("yolov4.cfg").read_text()
     text = text.replace("classes=80", "classes=3").replace("filters=255", "filters=24")
     text = text.replace("anchors = 12, 16, 19, 36, 40, 28", "anchors = 10, 12, 20, 30, 40, 50")
     text = text.replace("width=608", "width=320").replace("height=608", "height=320")
@@ -94,8 +112,8 @@ def test_custom_classes_and_anchors(reference_cfg, tmp_path):
     assert model.head[2].output.conv.out_channels == 24
 
 
-def test_a_cfg_this_project_cannot_represent_names_section_and_line(reference_cfg, tmp_path):
-    lines = reference_cfg("yolov4.cfg").read_text().splitlines()
+def test_a_cfg_this_project_cannot_represent_names_section_and_line(tmp_path):
+    lines = darknet_file("yolov4.cfg").read_text().splitlines()
     # the 6th [convolutional] (layer 6, the first residual 3x3) gets 96 filters instead of 64
     starts = [i for i, line in enumerate(lines) if line.strip() == "[convolutional]"]
     target = next(i for i in range(starts[5], len(lines)) if lines[i].startswith("filters"))
@@ -106,7 +124,7 @@ def test_a_cfg_this_project_cannot_represent_names_section_and_line(reference_cf
     )
     with pytest.raises(ValueError, match=expected):
         load_darknet(tmp_path / "odd.cfg")
-    text = reference_cfg("yolov4-tiny.cfg").read_text().replace("[upsample]", "[sam]")
+    text = darknet_file("yolov4-tiny.cfg").read_text().replace("[upsample]", "[sam]")
     (tmp_path / "sam.cfg").write_text(text)
     with pytest.raises(ValueError, match=r"layer 33 \(\[sam\] at line \d+\): expected a \[upsample\] section"):
         load_darknet(tmp_path / "sam.cfg")

@@ -1,4 +1,4 @@
-"""Activations: ReLU, LeakyReLU, Mish, SiLU, and sigmoid/tanh/softplus from ``ops``.
+"""Activations: ReLU, LeakyReLU, Mish, SiLU (sigmoid, tanh and softplus are in ``minilucid.ops``).
 
 Each saves only its input (which the graph holds anyway) and rebuilds what it needs in
 backward, so an activation adds no memory to a training step.
@@ -9,12 +9,9 @@ float precision, so x is clipped at 20 before the exponential, which also keeps 
 from overflow. The derivative is t + x * 4 e (e + 1) / (n + 2)^2 with t = n / (n + 2); for very
 negative x every term goes to 0 and nothing becomes NaN.
 
-Mish and LeakyReLU run as kernels of ``minilucid.parallel``: each thread takes a part of
-the array and walks it in cache-sized blocks, so Mish's several passes read and write main
-memory once. Inside a kernel, every pass but the first works in place (``out=``): on a
-44 MB map a fresh array cost 6.4 ms to fill and an in-place pass 1.5 ms, the difference
-being the kernel handing out new pages. Every value is computed in the same order as the
-plain formula, so results are the same to the bit (see norm.py for why that matters).
+Mish and LeakyReLU run as in-place kernels of ``minilucid.parallel``; each equals the plain
+formula written beside it, bit for bit (docs/performance.md, "Mish and LeakyReLU", says why
+they are written this way).
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ from __future__ import annotations
 from minilucid import parallel
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
-from minilucid.ops import sigmoid, softplus, stable_sigmoid, tanh  # noqa: F401  (re-exported here)
+from minilucid.ops import stable_sigmoid
 from minilucid.tensor import Tensor
 
 MISH_CLIP = 20.0  # tanh(softplus(20)) == 1 - 8.5e-18: exactly 1 in float32 and float64
@@ -39,11 +36,7 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
-    """max(x, slope * x), which for 0 <= slope <= 1 is x where x > 0 and slope * x elsewhere.
-
-    Written with ``maximum`` rather than ``where``: NumPy's ``where`` over three full arrays
-    is over ten times slower (see docs/performance.md).
-    """
+    """max(x, slope * x), which for 0 <= slope <= 1 is x where x > 0 and slope * x elsewhere."""
 
     def __init__(self, slope: float) -> None:
         self.slope = slope
@@ -60,14 +53,14 @@ class LeakyReLU(Function):
 
 
 def _leaky_relu_kernel(y, x, slope) -> None:
-    """y = maximum(x, x * slope)."""
+    """Equals: y = maximum(x, x * slope) (``maximum``, not ``where``: see docs/performance.md)."""
     xp = get_array_module(x)
     xp.multiply(x, slope, out=y)
     xp.maximum(x, y, out=y)
 
 
 def _leaky_relu_grad_kernel(gx, x, gy, slope) -> None:
-    """gx = gy * ((x > 0) * (1 - slope) + slope): gy where x > 0, slope * gy elsewhere."""
+    """Equals: gx = gy * ((x > 0) * (1 - slope) + slope): gy where x > 0, slope * gy elsewhere."""
     gx[...] = x > 0  # 1.0 or 0.0
     gx *= 1 - slope
     gx += slope
@@ -97,27 +90,27 @@ class Mish(Function):
 
 
 def _mish_kernel(y, x) -> None:
-    """y = x * t with t = n / (n + 2) = tanh(softplus(x))."""
+    """Equals: y = x * tanh(softplus(x)), computed as x * n / (n + 2)."""
     xp = get_array_module(x)
     e, n = _mish_parts(x)
-    xp.add(n, 2, out=e)  # e now holds n + 2
-    xp.divide(n, e, out=y)  # t
+    n_plus_2 = xp.add(n, 2, out=e)  # written over e, which is not needed again
+    xp.divide(n, n_plus_2, out=y)  # tanh(softplus(x))
     y *= x
 
 
 def _mish_grad_kernel(gx, x, gy) -> None:
-    """gx = gy * (t + x * 4 e (e + 1) / (n + 2)^2)."""
+    """Equals: gx = gy * (t + x * 4 e (e + 1) / (n + 2)^2), with t = n / (n + 2) = tanh(softplus(x))."""
     xp = get_array_module(x)
     e, n = _mish_parts(x)
     denominator = n + 2
-    xp.divide(n, denominator, out=n)  # t
-    denominator *= denominator
-    xp.add(e, 1, out=gx)  # 4 e (e + 1) / (n + 2)^2, built in gx
+    t = xp.divide(n, denominator, out=n)  # written over n, which is not needed again
+    denominator *= denominator  # (n + 2)^2
+    xp.add(e, 1, out=gx)  # gx = 4 e (e + 1) / (n + 2)^2, then the rest of the formula
     gx *= e
     gx *= 4
     gx /= denominator
     gx *= x
-    gx += n
+    gx += t
     gx *= gy
 
 

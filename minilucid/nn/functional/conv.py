@@ -12,13 +12,9 @@ Backward: d weight = gy @ cols^T (a matrix product); d cols = weight^T @ gy, and
 adds each column back onto the window it came from. The columns are rebuilt in backward
 rather than kept, because they are KH*KW times the size of the input.
 
-The batch is handled by device. On the CPU, ``Conv2d`` works one image at a time through
-one columns buffer per call: the columns of a whole batch would be KH*KW times the batch's
-size (800 MB for YOLOv4's 64-channel 3x3 convolutions at batch 8), and every fresh
-allocation that large is handed out by the kernel page by page (measured on YOLOv4's
-training step at batch 8: 14 s of 75 s CPU time in the kernel). On a GPU memory is ample
-and every kernel launch costs, so the whole batch goes through one im2col, one batched
-product and one col2im.
+The batch is handled by device: on the CPU, ``Conv2d`` works one image at a time through
+one columns buffer per call; on a GPU the whole batch goes through one im2col, one batched
+product and one col2im (docs/performance.md, "Convolution", says why).
 """
 
 from __future__ import annotations
@@ -76,7 +72,7 @@ def im2col(x, kernel: tuple[int, int], stride: int, padding: int, out=None):
 
 
 def _copy_kernel(out, source) -> None:
-    """out = source."""
+    """Equals: out = source."""
     out[...] = source
 
 
@@ -95,7 +91,7 @@ def col2im(cols, input_shape, kernel: tuple[int, int], stride: int, padding: int
 
 
 def _add_windows_kernel(padded, cols, stride: int) -> None:
-    """padded (P, HP, WP) += each column of cols (P, KH, KW, OH, OW) on its window, in (i, j) order."""
+    """Equals: padded (P, HP, WP) += each column of cols (P, KH, KW, OH, OW) on its window, in (i, j) order."""
     _, kh, kw, oh, ow = cols.shape
     for i in range(kh):  # KH*KW strided adds, each over a whole (P, OH, OW) block
         for j in range(kw):

@@ -3,28 +3,25 @@
 Shapes: x (N, C, ...) with channels on axis 1; statistics are per channel, over every
 other axis; M = the number of values per channel.
 
-Train mode normalizes with the batch's mean and biased variance and moves the running
-statistics toward the batch's. By default the running variance takes the unbiased estimate,
-as PyTorch does; ``unbiased=False`` stores the biased variance the batch was normalized
-with instead, so eval mode reproduces training exactly. That matters when a channel has few
-values per batch: with 32 (a 4x4 map, batch 2) the two differ by 3% at every layer, and
-through YOLOv4's deep layers that moved small boxes from CIoU 0.95 in train mode to 0.67
-in eval mode. Eval mode is then an affine map per channel.
+Train mode: y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and
+biased variance, and the running statistics move toward the batch's. The running variance
+takes the unbiased estimate, as PyTorch does, or with ``unbiased=False`` the biased one the
+batch was normalized with, so that eval mode reproduces training (docs/api.md says when
+that matters). Eval mode is an affine map per channel: y = x * scale + shift.
 
-Training-mode backward makes two new arrays of x's size, where the plain formula makes six,
-and works in place otherwise; on YOLOv4's maps a fresh array costs about four times an
-in-place pass. The element-wise passes run as kernels of ``minilucid.parallel`` (on every
-core, in cache-sized blocks); the per-channel sums stay whole NumPy reductions, unchanged.
-Every value is computed in the same order as the plain formula, so the results are the
-same to the bit. That matters more than it seems: the gradients of deep
-BatchNorm layers cancel heavily (gy - mean(gy) - x_hat * mean(gy * x_hat)), and a float32
-sum in another order changed some layers' gradients by 10%. That was enough to move the
-demo's 18-epoch result from mAP@0.5 0.97 to 0.80.
+Cross mini-batch normalization (CmBN, from YOLOv4) is the same training formula with other
+statistics: those of this batch joined to the earlier mini-batches of one weight update,
+which enter as constants (``cross_minibatch_norm``). The two share one Function.
+
+The element-wise passes are in-place kernels run by ``minilucid.parallel``; each equals
+the plain formula written beside it, bit for bit (docs/performance.md, "BatchNorm", says
+why the code takes this shape and why the order of every sum must not change).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 from minilucid import parallel
 from minilucid.autograd import Function
@@ -50,25 +47,54 @@ def _per_row(vector, images: int):
     return get_array_module(vector).tile(vector, images).reshape(-1, 1)
 
 
-# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``); each
-# is the plain formula written in place, in the formula's order, so its results are the
-# same to the bit whether it runs whole or in parts.
+class Moments(NamedTuple):
+    """Per-channel statistics of ``count`` values per channel: their mean and biased variance, (C,) each."""
+
+    count: int
+    mean: Any
+    variance: Any
+
+
+def join_moments(earlier: Moments, later: Moments) -> Moments:
+    """The statistics of two sets of values together, by Chan et al.'s parallel formula.
+
+    Their sums of squared deviations add, plus a term for the distance between their means;
+    this avoids E[x^2] - E[x]^2, whose two terms cancel.
+    """
+    total = earlier.count + later.count
+    delta = later.mean - earlier.mean
+    mean = earlier.mean + delta * (later.count / total)
+    squared_deviations = (
+        earlier.variance * earlier.count
+        + later.variance * later.count
+        + delta * delta * (earlier.count * later.count / total)
+    )
+    return Moments(total, mean, squared_deviations / total)
+
+
+# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``). Each
+# writes into arrays it is given and equals the formula in its docstring, in that order.
 
 
 def _center_kernel(centered, squares, x, mean) -> None:
-    """centered = x - mean; squares = centered * centered."""
+    """Equals: centered = x - mean; squares = centered * centered."""
     get_array_module(x).subtract(x, mean, out=centered)
     get_array_module(x).multiply(centered, centered, out=squares)
 
 
+def _subtract_kernel(centered, x, mean) -> None:
+    """Equals: centered = x - mean."""
+    get_array_module(x).subtract(x, mean, out=centered)
+
+
 def _scale_shift_kernel(y, x, scale, shift) -> None:
-    """y = x * scale + shift (``x`` may be ``y`` itself)."""
+    """Equals: y = x * scale + shift (``x`` may be ``y`` itself)."""
     get_array_module(x).multiply(x, scale, out=y)
     y += shift
 
 
 def _normalize_kernel(x_hat, gy_x_hat, x, mean, inv_std, gy) -> None:
-    """x_hat = (x - mean) * inv_std; gy_x_hat = gy * x_hat."""
+    """Equals: x_hat = (x - mean) * inv_std; gy_x_hat = gy * x_hat."""
     xp = get_array_module(x)
     xp.subtract(x, mean, out=x_hat)
     x_hat *= inv_std
@@ -76,7 +102,10 @@ def _normalize_kernel(x_hat, gy_x_hat, x, mean, inv_std, gy) -> None:
 
 
 def _input_grad_kernel(gx, gy, x_hat, mean_gy, mean_gy_x_hat, scale) -> None:
-    """gx = (gy - mean(gy) - x_hat * mean(gy * x_hat)) * gamma * inv_std (overwrites x_hat)."""
+    """Equals: gx = (gy - mean_gy - x_hat * mean_gy_x_hat) * scale (and overwrites x_hat).
+
+    With scale = weight * inv_std, this is BatchNorm's input gradient.
+    """
     get_array_module(gy).subtract(gy, mean_gy, out=gx)
     x_hat *= mean_gy_x_hat
     gx -= x_hat
@@ -84,11 +113,24 @@ def _input_grad_kernel(gx, gy, x_hat, mean_gy, mean_gy_x_hat, scale) -> None:
 
 
 class BatchNormTrain(Function):
-    """Normalize with batch statistics; updates the running statistics in place."""
+    """Normalize with batch statistics; updates the running statistics in place.
 
-    def __init__(self, running_mean, running_var, momentum: float, eps: float, unbiased: bool = True) -> None:
+    With ``earlier`` statistics (CmBN), x is normalized with the statistics of the earlier
+    values and x's together; the earlier ones are constants. Either way, ``self.moments`` is
+    what x was normalized with, after forward.
+    """
+
+    def __init__(
+        self,
+        running_mean,
+        running_var,
+        momentum: float,
+        eps: float,
+        unbiased: bool = True,
+        earlier: Moments | None = None,
+    ) -> None:
         self.running_mean, self.running_var = running_mean, running_var
-        self.momentum, self.eps, self.unbiased = momentum, eps, unbiased
+        self.momentum, self.eps, self.unbiased, self.earlier = momentum, eps, unbiased, earlier
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
@@ -99,6 +141,10 @@ class BatchNormTrain(Function):
         parallel.chunked(_center_kernel, _rows(centered), _rows(squares), _rows(x), _per_row(mean, n))
         var = squares.mean(axis=axes)
         del squares
+        if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
+            count, mean, var = join_moments(self.earlier, Moments(count, mean, var))
+            parallel.chunked(_subtract_kernel, _rows(centered), _rows(x), _per_row(mean, n))
+        self.moments = Moments(count, mean, var)
         inv_std = 1 / xp.sqrt(var + self.eps)
         if self.running_mean is not None:
             m = self.momentum
@@ -122,8 +168,11 @@ class BatchNormTrain(Function):
         )
         g_bias = gy.sum(axis=axes)
         g_weight = gx.sum(axis=axes)  # gx holds gy * x_hat here
-        count = x.size // x.shape[1]
-        # d x = gamma * inv_std * (gy - mean(gy) - x_hat * mean(gy * x_hat)), built in gx
+        # The statistics span ``count`` values, x's and the earlier constants': each value of x
+        # moves the mean by 1 / count and the variance by 2 (x - mean) / count, so
+        # d x = gamma * inv_std * (gy - sum(gy) / count - x_hat * sum(gy * x_hat) / count), built in gx
+        # (with no earlier values, count is x's and the sums divided by it are means).
+        count = self.moments.count
         columns = [_per_row(v, n) for v in (g_bias / count, g_weight / count, weight * inv_std)]
         parallel.chunked(_input_grad_kernel, _rows(gx), _rows(gy), _rows(x_hat), *columns)
         return gx, g_weight, g_bias
@@ -156,6 +205,30 @@ class BatchNormEval(Function):
         return gy * scale.reshape(shape), None, None, g_weight, g_bias
 
 
+def _checked_affine(x: Tensor, weight: Tensor | None, bias: Tensor | None, name: str) -> tuple[Tensor, Tensor]:
+    """(weight, bias) for x (N, C, ...): ones and zeros where None; a clear error when they do not fit."""
+    if x.ndim < 2:
+        raise ValueError(f"{name} expects input of shape (N, C, ...), got {x.shape}")
+    channels = x.shape[1]
+    xp = get_array_module(x.data)
+    weight = weight if weight is not None else Tensor._from_array(xp.ones(channels, x.dtype))
+    bias = bias if bias is not None else Tensor._from_array(xp.zeros(channels, x.dtype))
+    if weight.shape != (channels,) or bias.shape != (channels,):
+        raise ValueError(
+            f"{name}: input has {channels} channels but weight/bias have shapes {weight.shape}/{bias.shape}"
+        )
+    return weight, bias
+
+
+def _check_training_values(x: Tensor, name: str) -> None:
+    if math.prod(x.shape) // x.shape[1] < 2:
+        raise ValueError(f"{name} in training needs more than one value per channel, got {x.shape}")
+
+
+def _raw(statistic):
+    return statistic.data if isinstance(statistic, Tensor) else statistic
+
+
 def batch_norm(
     x: Tensor,
     running_mean,
@@ -173,22 +246,40 @@ def batch_norm(
     keep no statistics); in training they are updated in place, the variance unbiased
     (PyTorch) or, with ``unbiased=False``, exactly as the batch was normalized.
     """
-    if x.ndim < 2:
-        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.shape}")
-    channels = x.shape[1]
-    xp = get_array_module(x.data)
-    weight = weight if weight is not None else Tensor._from_array(xp.ones(channels, x.dtype))
-    bias = bias if bias is not None else Tensor._from_array(xp.zeros(channels, x.dtype))
-    if weight.shape != (channels,) or bias.shape != (channels,):
-        raise ValueError(
-            f"batch_norm: input has {channels} channels but weight/bias have shapes {weight.shape}/{bias.shape}"
-        )
-    raw = [s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var)]
+    weight, bias = _checked_affine(x, weight, bias, "batch_norm")
+    raw = [_raw(s) for s in (running_mean, running_var)]
     if training:
-        if math.prod(x.shape) // channels < 2:
-            raise ValueError(f"batch_norm in training needs more than one value per channel, got {x.shape}")
+        _check_training_values(x, "batch_norm")
         return BatchNormTrain(raw[0], raw[1], momentum, eps, unbiased)(x, weight, bias)
     if raw[0] is None or raw[1] is None:
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")
     stats = [Tensor._from_array(a) for a in raw]
     return BatchNormEval(eps)(x, stats[0], stats[1], weight, bias)
+
+
+def cross_minibatch_norm(
+    x: Tensor,
+    earlier: Moments | None,
+    running_mean,
+    running_var,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[Tensor, Moments]:
+    """CmBN in training: batch normalization of x (N, C, ...) with the statistics of ``earlier``
+    mini-batches (constants; None for the first of an update) and x's together.
+
+    Returns (y, the joined statistics): pass them as ``earlier`` with the next mini-batch of
+    the same update. The running statistics (or None) move toward the joined statistics, the
+    variance biased, as it was normalized with. In eval mode CmBN is ``batch_norm``.
+    """
+    weight, bias = _checked_affine(x, weight, bias, "cross_minibatch_norm")
+    if earlier is not None and earlier.mean.shape != (x.shape[1],):
+        raise ValueError(
+            f"cross_minibatch_norm: input has {x.shape[1]} channels but the earlier statistics "
+            f"have {earlier.mean.shape[0]}"
+        )
+    _check_training_values(x, "cross_minibatch_norm")
+    function = BatchNormTrain(_raw(running_mean), _raw(running_var), momentum, eps, unbiased=False, earlier=earlier)
+    return function(x, weight, bias), function.moments

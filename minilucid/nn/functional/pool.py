@@ -6,10 +6,9 @@ Max pooling is separable: the max over a KHxKW window is the max over KH rows of
 over KW columns. So it takes KW shifted slices along the width, then KH along the height,
 each an element-wise maximum over output-sized arrays. It keeps track of where the winner
 was, the first maximum in row-major order as PyTorch, and backward sends each output's
-gradient there by one flat scatter-add. The plain version, which copies every window out
-of the strided view im2col uses and takes ``argmax``, was 2-2.7x slower than PyTorch on
-SPP's 5, 9 and 13 pools, and at batch 8 its window copies (K*K times the input) took
-1.25 s of a YOLOv4 training step; it stays in the tests as the reference.
+gradient there by one flat scatter-add. It equals the plain version, the ``argmax`` of every
+window copied out, which the tests keep as the reference (docs/performance.md, "Max
+pooling", says why it is not the code).
 
 Nearest upsampling and adaptive average pooling are both *linear resamplings*: each output
 row is a fixed mix of input rows, and likewise for columns, so y = Mh @ x @ Mw^T with small
@@ -29,7 +28,8 @@ from minilucid.nn.functional.conv import output_size, pad2d
 from minilucid.tensor import Tensor
 
 
-def _pair(value) -> tuple[int, int]:
+def _height_width(value) -> tuple[int, int]:
+    """An int (the same along both axes) or a (height, width) pair, as a (height, width) tuple."""
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
@@ -87,10 +87,9 @@ def _maximum(candidates: list, xp):
 def _first_equal(candidates: list, best, xp):
     """Element-wise index of the first candidate equal to ``best``.
 
-    Walks the candidates backwards, so the earliest match is written last. Arithmetic on
-    whole arrays, not masked assignment, which measured 20-40x slower per element here.
+    Walks the candidates backwards, so the earliest match is written last. Whole-array
+    arithmetic on small integers, not masked assignment (docs/performance.md, "Max pooling").
     """
-    # Small integers move less memory: int16 took a third of int64's time.
     dtype = xp.int16 if len(candidates) <= xp.iinfo(xp.int16).max else xp.int64
     index = xp.zeros(best.shape, dtype=dtype)
     for k in range(len(candidates) - 1, -1, -1):
@@ -105,7 +104,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """
     if x.ndim != 4:
         raise ValueError(f"max_pool2d expects input of shape (N, C, H, W), got {x.shape}")
-    kernel = _pair(kernel_size)
+    kernel = _height_width(kernel_size)
     stride = kernel[0] if stride is None else stride
     if padding == "same":
         if kernel[0] != kernel[1] or kernel[0] % 2 == 0:
@@ -167,11 +166,11 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest") 
     if size is None:
         sh, sw = (scale_factor, scale_factor) if numpy.isscalar(scale_factor) else scale_factor
         size = (math.floor(x.shape[2] * sh), math.floor(x.shape[3] * sw))
-    return _resample(x, _nearest_matrix, _pair(size))
+    return _resample(x, _nearest_matrix, _height_width(size))
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     """Average over PyTorch's adaptive bins so the output is ``output_size``."""
     if x.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d expects input (N, C, H, W), got {x.shape}")
-    return _resample(x, _average_matrix, _pair(output_size))
+    return _resample(x, _average_matrix, _height_width(output_size))
