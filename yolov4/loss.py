@@ -218,11 +218,8 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
             alpha = config.iou_aware_alpha
             obj_target = positive.copy()
             obj_target.reshape(-1)[index] = (1 - alpha) + alpha * fit
-        # Classes against one-hot targets smoothed as darknet's delta_yolo_class does:
-        # y * (1 - eps) + eps / 2, i.e. 1 - eps / 2 for the class and eps / 2 for the others.
-        eps = config.cls_label_smoothing
         first_class = 6 if config.has_iou_branch else 5
-        classes = slots[:, 5:] * (1 - eps) + eps / 2
+        classes = smoothed_class_targets(slots[:, 5:], config.cls_label_smoothing)
         cls = F.binary_cross_entropy_with_logits(picked[:, first_class:], lucid.Tensor(classes), reduction="sum")
         cls = cls * config.cls_normalizer
         if config.has_iou_branch:
@@ -233,6 +230,12 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
     )
     obj = obj * (config.obj_normalizer * config.obj_balance[level])
     return box, obj, cls, iou_branch, count
+
+
+def smoothed_class_targets(one_hot: Any, eps: float) -> Any:
+    """Class label smoothing, as darknet's delta_yolo_class does: y * (1 - eps) + eps / 2, so
+    1 - eps / 2 for the true class and eps / 2 for the others (eps = 0: the one-hot itself)."""
+    return one_hot * (1 - eps) + eps / 2
 
 
 def mse_box_term(picked: lucid.Tensor, slots: Any, scale: float, truth: Any, image_area: float):
