@@ -31,6 +31,7 @@ from PIL import Image
 
 from minilucid.data import Dataset
 from minilucid.serialization import write_atomically
+from yolov4.boxes import labels_to_xywh, labels_to_xyxy
 from yolov4.data.images import IMAGE_SUFFIXES, read_image, write_image
 
 COORDINATE_TOLERANCE = 1e-6  # normalized YOLO coordinates may exceed [0, 1] by this much
@@ -495,8 +496,8 @@ def parse_voc(path: Path, names: dict[str, int] | None) -> tuple[str, np.ndarray
             raise ValueError(f"{where}: unknown class {name!r}; known classes are {sorted(names)}")
         x1, y1 = xmin - 1, ymin - 1  # VOC corners are 1-based and inclusive
         found.append(name)
-        rows.append([names[name] if names else -1, (x1 + xmax) / 2, (y1 + ymax) / 2, xmax - x1, ymax - y1])
-    return filename, np.array(rows, dtype=np.float64).reshape(-1, 5), found
+        rows.append([names[name] if names else -1, x1, y1, xmax, ymax])
+    return filename, labels_to_xywh(np.array(rows, dtype=np.float64).reshape(-1, 5)), found
 
 
 def _voc_split(root: Path, split: str) -> list[Path]:
@@ -547,8 +548,7 @@ def read_voc(root: str | Path, class_names: list[str] | None = None, split: str 
         if not image.is_file():
             raise ValueError(f"{path}: its image {image} is missing")
         size = _image_size(image)
-        for number, (_, cx, cy, w, h) in enumerate(boxes):
-            x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        for number, (_, x1, y1, x2, y2) in enumerate(labels_to_xyxy(boxes)):
             shown = f"<bndbox> ({x1 + 1:g}, {y1 + 1:g}, {x2:g}, {y2:g})"
             check_pixel_box(f"{path}: <object> {number}", shown, (x1, y1, x2, y2), size, filename)
         items.append((image, boxes))
@@ -574,11 +574,11 @@ def write_voc(
         size = ElementTree.SubElement(annotation, "size")
         for key, value in zip(("width", "height", "depth"), (image.shape[2], image.shape[1], 3), strict=True):
             ElementTree.SubElement(size, key).text = str(value)
-        for cls, cx, cy, w, h in boxes:
+        for cls, x1, y1, x2, y2 in labels_to_xyxy(np.asarray(boxes, dtype=np.float64).reshape(-1, 5)):
             obj = ElementTree.SubElement(annotation, "object")
             ElementTree.SubElement(obj, "name").text = class_names[int(cls)]
             box = ElementTree.SubElement(obj, "bndbox")
-            corners = (cx - w / 2 + 1, cy - h / 2 + 1, cx + w / 2, cy + h / 2)
+            corners = (x1 + 1, y1 + 1, x2, y2)  # VOC corners are 1-based and inclusive
             for key, value in zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True):
                 ElementTree.SubElement(box, key).text = repr(float(value))
         text = ElementTree.tostring(annotation, encoding="unicode")
