@@ -92,7 +92,14 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        """Whether no Function made this tensor (it was created, not computed)."""
         return self._creator is None
+
+    @property
+    def grad_fn(self) -> Any:
+        """The Function that made this tensor (its ``inputs`` lead back through the graph), or
+        None for a leaf; PyTorch's name."""
+        return self._creator
 
     def __len__(self) -> int:
         return len(self.data)

@@ -143,3 +143,15 @@ def test_a_deep_graph_that_is_dropped_unused_is_collected():
     del y
     gc.collect()
     assert probe() is None
+
+
+def test_grad_fn_leads_back_through_the_graph():
+    x = lucid.Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    z = y + x
+    assert x.grad_fn is None and x.is_leaf
+    assert type(z.grad_fn).__name__ == "Add"
+    assert z.grad_fn.inputs[0] is y and z.grad_fn.inputs[1] is x
+    assert type(y.grad_fn).__name__ == "Mul" and y.grad_fn.inputs[0] is x
+    with lucid.no_grad():
+        assert (x * 3).grad_fn is None  # nothing recorded, nothing to lead back to
