@@ -249,23 +249,24 @@ def cutmix(
 def augment_sample(
     load: Any,
     index: int,
-    size: tuple[int, int],
+    input_size: tuple[int, int],
     rng: np.random.Generator,
     config: AugmentConfig,
     count: int,
     allow_mixing: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One training sample of ``size``: mosaic or jitter-crop, then MixUp or CutMix, HSV,
+    """One training sample of ``input_size`` (height, width): mosaic or jitter-crop, then MixUp or CutMix, HSV,
     flip and blur, each as ``config`` switches it. ``load(i)`` returns sample i."""
     if rng.uniform() < config.mosaic:
         picks = [index, *rng.integers(0, count, 3)]
-        image, boxes = mosaic([_jittered(load, int(i), size, rng, config) for i in picks], rng, size)
+        image, boxes = mosaic([_jittered(load, int(i), input_size, rng, config) for i in picks], rng, input_size)
     else:
-        image, boxes = _jittered(load, index, size, rng, config)
+        image, boxes = _jittered(load, index, input_size, rng, config)
     if allow_mixing and (config.mixup or config.cutmix):
         roll = rng.uniform()
         if roll < config.mixup + config.cutmix:
-            other = augment_sample(load, int(rng.integers(0, count)), size, rng, config, count, allow_mixing=False)
+            partner = int(rng.integers(0, count))
+            other = augment_sample(load, partner, input_size, rng, config, count, allow_mixing=False)
             mix = mixup if roll < config.mixup else cutmix
             image, boxes = mix((image, boxes), other, rng)
     if config.hue or config.saturation > 1 or config.exposure > 1:
@@ -278,10 +279,10 @@ def augment_sample(
 
 
 def _jittered(
-    load: Any, index: int, size: tuple[int, int], rng: np.random.Generator, config: AugmentConfig
+    load: Any, index: int, input_size: tuple[int, int], rng: np.random.Generator, config: AugmentConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     image, boxes = load(index)
     if config.jitter:
-        image, boxes = letterbox(image, boxes, size)
-        return random_crop(image, boxes, rng, config.jitter, size)
-    return letterbox(image, boxes, size)
+        image, boxes = letterbox(image, boxes, input_size)
+        return random_crop(image, boxes, rng, config.jitter, input_size)
+    return letterbox(image, boxes, input_size)

@@ -78,11 +78,12 @@ class DetectionLoader(DataLoader):
         picks = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, epoch, index])
         side = self.input_size_at(epoch * len(self) + index)
-        size = (side, side)
+        input_size = (side, side)
         if self.augment is None:
-            samples = [letterbox(*self.dataset[int(i)], size) for i in picks]
+            samples = [letterbox(*self.dataset[int(i)], input_size) for i in picks]
         else:
-            samples = [augment_sample(self.dataset.__getitem__, int(i), size, rng, self.augment, n) for i in picks]
+            load = self.dataset.__getitem__
+            samples = [augment_sample(load, int(i), input_size, rng, self.augment, n) for i in picks]
         return collate(samples, self.device)
 
     def __iter__(self) -> Iterator[tuple[lucid.Tensor, list[np.ndarray]]]:
