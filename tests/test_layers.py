@@ -1,5 +1,5 @@
 """Imports point down. docs/architecture.md's module maps list the modules in dependency
-order, a row per layer; a module may import only modules of its own row or of rows above it,
+order, a row per layer, lowest first; a module may import only modules of its own row or of earlier rows,
 and minilucid never imports yolov4. Imports inside functions count too: a lazy import is
 still a dependency."""
 
