@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from minilucid import backend
-from minilucid.serialization import write_atomically
+from minilucid.serialization import write_atomically, write_text_atomically
 from yolov4.cfg import Section, format_cfg, parse_cfg, structure
 from yolov4.config import BOX_LOSSES, YOLO_V4Config, tiny_config
 from yolov4.model import YOLO_V4
@@ -321,8 +321,7 @@ def save_darknet(
     """Write ``model`` as a darknet ``.cfg`` and ``.weights`` pair (each written atomically)."""
     if width % 32 or height % 32:
         raise ValueError(f"save_darknet: width and height must be multiples of 32, got {width}x{height}")
-    text = cfg_text(model, width, height).encode()
-    write_atomically(cfg_path, lambda file: file.write(text))
+    write_text_atomically(cfg_path, cfg_text(model, width, height))
     payload = weights_bytes(model, seen)
     write_atomically(weights_path, lambda file: file.write(payload))
 

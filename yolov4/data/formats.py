@@ -30,7 +30,7 @@ import yaml
 from PIL import Image
 
 from minilucid.data import Dataset
-from minilucid.serialization import write_atomically
+from minilucid.serialization import write_text_atomically
 from yolov4.boxes import labels_to_xywh, labels_to_xyxy
 from yolov4.data.images import IMAGE_SUFFIXES, read_image, write_image
 
@@ -365,14 +365,14 @@ def write_yolo(
             f"{int(c)} {cx / width:.8f} {cy / height:.8f} {w / width:.8f} {h / height:.8f}" for c, cx, cy, w, h in boxes
         ]
         text = "\n".join(lines) + ("\n" if lines else "")
-        write_atomically(labels / Path(name).with_suffix(".txt"), lambda file, text=text: file.write(text.encode()))
+        write_text_atomically(labels / Path(name).with_suffix(".txt"), text)
     data_yaml = root / "data.yaml"
     content = yaml.safe_load(data_yaml.read_text()) if data_yaml.is_file() else {}
     content.update({"names": list(class_names), "nc": len(class_names)})
     if split:
         content[split] = str(Path("images") / split)
     text = yaml.safe_dump(content, sort_keys=False)
-    write_atomically(data_yaml, lambda file: file.write(text.encode()))
+    write_text_atomically(data_yaml, text)
     return root
 
 
@@ -464,7 +464,7 @@ def write_coco(
         write_image(image_dir / name, image)
         described.append((name, image.shape[1:], boxes))
     text = json.dumps(coco_dict(described, class_names))
-    write_atomically(json_path, lambda file: file.write(text.encode()))
+    write_text_atomically(json_path, text)
     return json_path
 
 
@@ -582,7 +582,7 @@ def write_voc(
             for key, value in zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True):
                 ElementTree.SubElement(box, key).text = repr(float(value))
         text = ElementTree.tostring(annotation, encoding="unicode")
-        write_atomically(root / "Annotations" / Path(name).with_suffix(".xml"), lambda f, t=text: f.write(t.encode()))
+        write_text_atomically(root / "Annotations" / Path(name).with_suffix(".xml"), text)
     if split:
         (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
         with (root / "ImageSets" / "Main" / f"{split}.txt").open("a") as listed:
