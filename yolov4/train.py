@@ -83,7 +83,7 @@ def decay_groups(model: YOLO_V4, weight_decay: float, decay_on: str) -> list[dic
 
 
 # The loss terms a run logs, each with its format on the progress bar; the IoU branch's
-# term only where the model has the branch (iou_branch_weight > 0).
+# term only where the model has the branch (YOLO_V4Config.has_iou_branch).
 TERM_FORMATS = {"loss": ".2f", "box": ".3f", "obj": ".2f", "cls": ".3f", "iou_branch": ".3f"}
 
 
@@ -144,7 +144,7 @@ class Trainer:
             after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in config.steps], config.scale)
         self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
         self.ema = EMA(self.model, config.ema, config.ema_ramp) if config.ema else None
-        branch = self.model.config.iou_branch_weight > 0
+        branch = self.model.config.has_iou_branch
         self.loss_terms = [key for key in TERM_FORMATS if key != "iou_branch" or branch]  # summed and logged
         self.epoch, self.history = 0, []
         self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
