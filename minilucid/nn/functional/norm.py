@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from minilucid import parallel
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
@@ -72,42 +74,63 @@ def join_moments(earlier: Moments, later: Moments) -> Moments:
     return Moments(total, mean, squared_deviations / total)
 
 
-# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``). Each
-# writes into arrays it is given and equals the formula in its docstring, in that order.
+def _channel_sums(row_sums, images: int):
+    """Per-channel sums (C,) from per-row sums (N*C,), adding the images in order.
+
+    Equals: x.sum(axis=(0, 2, ...)) when row_sums[n*C + c] is the sum of x[n, c]; NumPy's
+    reduction over those axes adds each row's values pairwise, then the rows image by image.
+    """
+    return row_sums.reshape(images, -1).sum(axis=0)
 
 
-def _center_kernel(centered, squares, x, mean) -> None:
-    """Equals: centered = x - mean; squares = centered * centered."""
-    get_array_module(x).subtract(x, mean, out=centered)
-    get_array_module(x).multiply(centered, centered, out=squares)
+def _mean_of_sums(sums, count: int):
+    """sums / count, divided as ``ndarray.mean`` divides its sum (by an intp count, in place)."""
+    return get_array_module(sums).true_divide(sums, np.intp(count), out=sums, casting="unsafe")
 
 
-def _subtract_kernel(centered, x, mean) -> None:
-    """Equals: centered = x - mean."""
-    get_array_module(x).subtract(x, mean, out=centered)
+# The kernels below run on rows of maps (``_rows``) with per-row columns (``_per_row``); a
+# row's sum goes into a (rows,) vector. Each writes only into arrays it is given (its
+# temporaries are one block in size) and equals the formula in its docstring, in that order.
+
+
+def _square_sums_kernel(x, mean, square_sums) -> None:
+    """Equals: square_sums = ((x - mean) * (x - mean)).sum(axis=1)."""
+    centered = x - mean
+    centered *= centered
+    centered.sum(axis=1, out=square_sums)
+
+
+def _normalize_affine_kernel(y, x, mean, scale, shift) -> None:
+    """Equals: y = (x - mean) * scale + shift."""
+    get_array_module(x).subtract(x, mean, out=y)
+    y *= scale
+    y += shift
 
 
 def _scale_shift_kernel(y, x, scale, shift) -> None:
-    """Equals: y = x * scale + shift (``x`` may be ``y`` itself)."""
+    """Equals: y = x * scale + shift."""
     get_array_module(x).multiply(x, scale, out=y)
     y += shift
 
 
-def _normalize_kernel(x_hat, gy_x_hat, x, mean, inv_std, gy) -> None:
-    """Equals: x_hat = (x - mean) * inv_std; gy_x_hat = gy * x_hat."""
-    xp = get_array_module(x)
-    xp.subtract(x, mean, out=x_hat)
+def _gradient_sums_kernel(gy, x, mean, inv_std, gy_sums, gy_x_hat_sums) -> None:
+    """Equals: x_hat = (x - mean) * inv_std; gy_sums = gy.sum(axis=1); gy_x_hat_sums = (gy * x_hat).sum(axis=1)."""
+    x_hat = x - mean
     x_hat *= inv_std
-    xp.multiply(gy, x_hat, out=gy_x_hat)
+    x_hat *= gy  # gy * x_hat: the product commutes exactly
+    gy.sum(axis=1, out=gy_sums)
+    x_hat.sum(axis=1, out=gy_x_hat_sums)
 
 
-def _input_grad_kernel(gx, gy, x_hat, mean_gy, mean_gy_x_hat, scale) -> None:
-    """Equals: gx = (gy - mean_gy - x_hat * mean_gy_x_hat) * scale (and overwrites x_hat).
+def _input_grad_kernel(gx, gy, x, mean, inv_std, mean_gy, mean_gy_x_hat, scale) -> None:
+    """Equals: x_hat = (x - mean) * inv_std; gx = (gy - mean_gy - x_hat * mean_gy_x_hat) * scale.
 
     With scale = weight * inv_std, this is BatchNorm's input gradient.
     """
-    get_array_module(gy).subtract(gy, mean_gy, out=gx)
+    x_hat = x - mean
+    x_hat *= inv_std
     x_hat *= mean_gy_x_hat
+    get_array_module(gy).subtract(gy, mean_gy, out=gx)
     gx -= x_hat
     gx *= scale
 
@@ -118,6 +141,10 @@ class BatchNormTrain(Function):
     With ``earlier`` statistics (CmBN), x is normalized with the statistics of the earlier
     values and x's together; the earlier ones are constants. Either way, ``self.moments`` is
     what x was normalized with, after forward.
+
+    Each direction reads x (and gy) in two block passes and makes one array, its result: the
+    first pass sums per row what the statistics need, the second writes the result. x_hat is
+    rebuilt in each pass, in the block, rather than stored.
     """
 
     def __init__(
@@ -137,13 +164,11 @@ class BatchNormTrain(Function):
         axes, n = _reduce_axes(x), x.shape[0]
         count = x.size // x.shape[1]
         mean = x.mean(axis=axes)
-        centered, squares = xp.empty(x.shape, x.dtype), xp.empty(x.shape, x.dtype)
-        parallel.chunked(_center_kernel, _rows(centered), _rows(squares), _rows(x), _per_row(mean, n))
-        var = squares.mean(axis=axes)
-        del squares
+        square_sums = xp.empty(n * x.shape[1], x.dtype)  # (N*C,): one per image and channel
+        parallel.chunked(_square_sums_kernel, _rows(x), _per_row(mean, n), square_sums)
+        var = _mean_of_sums(_channel_sums(square_sums, n), count)
         if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
             count, mean, var = join_moments(self.earlier, Moments(count, mean, var))
-            parallel.chunked(_subtract_kernel, _rows(centered), _rows(x), _per_row(mean, n))
         self.moments = Moments(count, mean, var)
         inv_std = 1 / xp.sqrt(var + self.eps)
         if self.running_mean is not None:
@@ -154,27 +179,28 @@ class BatchNormTrain(Function):
             self.running_var *= 1 - m
             self.running_var += m * batch_var.astype(self.running_var.dtype)
         self.save_for_backward(x, mean, inv_std, weight)
-        rows = _rows(centered)
-        parallel.chunked(_scale_shift_kernel, rows, rows, _per_row(inv_std * weight, n), _per_row(bias, n))
-        return centered
+        y = xp.empty(x.shape, x.dtype)
+        columns = [_per_row(v, n) for v in (mean, inv_std * weight, bias)]
+        parallel.chunked(_normalize_affine_kernel, _rows(y), _rows(x), *columns)
+        return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
         x, mean, inv_std, weight = self.saved
-        axes, n = _reduce_axes(x), x.shape[0]
-        x_hat, gx = xp.empty(x.shape, x.dtype), xp.empty(x.shape, gy.dtype)  # x_hat rebuilt, not kept
-        parallel.chunked(
-            _normalize_kernel, _rows(x_hat), _rows(gx), _rows(x), _per_row(mean, n), _per_row(inv_std, n), _rows(gy)
-        )
-        g_bias = gy.sum(axis=axes)
-        g_weight = gx.sum(axis=axes)  # gx holds gy * x_hat here
+        n, channels = x.shape[:2]
+        mean_row, inv_std_row = _per_row(mean, n), _per_row(inv_std, n)
+        gy_sums, gy_x_hat_sums = xp.empty(n * channels, gy.dtype), xp.empty(n * channels, gy.dtype)  # (N*C,)
+        parallel.chunked(_gradient_sums_kernel, _rows(gy), _rows(x), mean_row, inv_std_row, gy_sums, gy_x_hat_sums)
+        g_bias = _channel_sums(gy_sums, n)
+        g_weight = _channel_sums(gy_x_hat_sums, n)
         # The statistics span ``count`` values, x's and the earlier constants': each value of x
         # moves the mean by 1 / count and the variance by 2 (x - mean) / count, so
-        # d x = gamma * inv_std * (gy - sum(gy) / count - x_hat * sum(gy * x_hat) / count), built in gx
+        # d x = gamma * inv_std * (gy - sum(gy) / count - x_hat * sum(gy * x_hat) / count)
         # (with no earlier values, count is x's and the sums divided by it are means).
         count = self.moments.count
         columns = [_per_row(v, n) for v in (g_bias / count, g_weight / count, weight * inv_std)]
-        parallel.chunked(_input_grad_kernel, _rows(gx), _rows(gy), _rows(x_hat), *columns)
+        gx = xp.empty(x.shape, gy.dtype)
+        parallel.chunked(_input_grad_kernel, _rows(gx), _rows(gy), _rows(x), mean_row, inv_std_row, *columns)
         return gx, g_weight, g_bias
 
 
