@@ -53,9 +53,14 @@ def test_conv2d_matches_a_naive_loop():
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("slab_elements", [1 << 20, 250, 1])
 @pytest.mark.parametrize("name", sorted(CONV_CASES))
-def test_conv2d_per_image_equals_the_batched_reference(name):
-    """Conv2d's one-image-at-a-time products give what whole-batch im2col/col2im give."""
+def test_conv2d_per_image_equals_the_batched_reference(name, slab_elements, monkeypatch):
+    """Conv2d's one-image-at-a-time products give what whole-batch im2col/col2im give, with
+    forward's slabs of output rows whole (the default), of a few uneven rows, or of one row."""
+    from minilucid.nn.functional import conv
+
+    monkeypatch.setattr(conv, "SLAB_ELEMENTS", slab_elements)
     kwargs, x_shape, w_shape = CONV_CASES[name]
     x_shape = (3, *x_shape[1:])
     x, w, gy_seed = normal(*x_shape), normal(*w_shape), 7

@@ -98,6 +98,11 @@ def _add_windows_kernel(padded, cols, stride: int) -> None:
             padded[:, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[:, i, j]
 
 
+# Forward on the CPU multiplies the columns of a slab of output rows at a time: about this many
+# elements (4 MB of float32), which stay in the cache between the copy and the product.
+SLAB_ELEMENTS = 1 << 20
+
+
 class Conv2d(Function):
     def __init__(self, stride: int, padding: int) -> None:
         self.stride, self.padding = stride, padding
@@ -114,6 +119,29 @@ class Conv2d(Function):
         """Image i's columns (C*KH*KW, L), written into ``buffer``."""
         return im2col(x[i : i + 1], kernel, self.stride, self.padding, out=buffer)[0]
 
+    def _forward_in_slabs(self, x, matrix, kernel, out_hw, y) -> None:
+        """y (N, O, L) = matrix @ columns, image by image and slab by slab of output rows.
+
+        A slab's columns (about ``SLAB_ELEMENTS``) are copied and multiplied while they are
+        still in the cache, instead of writing an image's columns to memory and reading them
+        back. Each output is the same sum over the same C*KH*KW products as one product over
+        all of L gives; only the columns that share a call change.
+        """
+        xp = get_array_module(x)
+        n, c = x.shape[:2]
+        (kh, kw), (oh, ow) = kernel, out_hw
+        depth = matrix.shape[1]  # C*KH*KW
+        rows = max(1, min(oh, SLAB_ELEMENTS // (depth * ow)))
+        buffer = xp.empty(depth * rows * ow, dtype=x.dtype)
+        for i in range(n):
+            padded = pad2d(x[i : i + 1], self.padding)
+            windows = window_view(padded, kernel, self.stride, out_hw)[0]  # (C, KH, KW, OH, OW), no copy
+            for top in range(0, oh, rows):
+                bottom = min(top + rows, oh)
+                slab = buffer[: depth * (bottom - top) * ow]
+                slab.reshape(c, kh, kw, bottom - top, ow)[...] = windows[..., top:bottom, :]
+                xp.matmul(matrix, slab.reshape(depth, -1), out=y[i][:, top * ow : bottom * ow])  # (O, slab's L)
+
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
         n, c, h, w = x.shape
@@ -128,9 +156,7 @@ class Conv2d(Function):
         elif backend.is_gpu_array(x):  # the whole batch at once: (O, CKK) @ (N, CKK, L)
             xp.matmul(matrix, im2col(x, (kh, kw), self.stride, self.padding), out=y)
         else:
-            buffer = self._columns_buffer(x, (kh, kw), (oh, ow))
-            for i in range(n):
-                xp.matmul(matrix, self._image_columns(x, i, (kh, kw), buffer), out=y[i])
+            self._forward_in_slabs(x, matrix, (kh, kw), (oh, ow), y)
         if bias is not None:
             y += bias.reshape(1, o, 1)
         return y.reshape(n, o, oh, ow)
