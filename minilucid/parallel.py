@@ -12,7 +12,9 @@ and calls ``kernel(out_block, *arg_blocks)`` on each. The caller's thread and th
 threads take the blocks in turn from one queue, so a thread whose core is busy elsewhere
 simply takes fewer. An argument is cut when it is an array whose first axis is as long as
 ``out``'s; anything else (a Python or NumPy scalar, a 0-d array, an array of first axis 1
-that broadcasts) goes whole to every block. A kernel writes its results into its blocks.
+that broadcasts) goes whole to every block. A kernel writes its results into its blocks:
+usually ``out``'s, or, for a kernel that sums each row (BatchNorm's), a (rows,) vector
+passed among the arguments, with the summed array passed as ``out`` to set the blocks.
 
 Callers reshape their arrays so that axis 0 is long: element-wise ops go through
 ``elementwise``, which passes flat views; per-channel ops pass (N*C, H*W) maps with
@@ -20,8 +22,8 @@ Callers reshape their arrays so that axis 0 is long: element-wise ops go through
 
 Results are the same to the bit as ``kernel(out, *args)`` run once on the whole arrays:
 every element goes through the same ufunc calls in the same order, only in another block.
-So a kernel must not sum across axis 0; none here sums at all (the reductions of
-BatchNorm stay whole NumPy calls, in their original order).
+So a kernel must not sum across axis 0. It may sum along a row: a block always holds
+whole rows, so each row's sum is the same call on the same values.
 
 It runs ``kernel(out, *args)`` once, on the caller's thread, when ``out`` is small (under
 ``MIN_PARALLEL_SIZE`` elements), lives on a GPU (one CuPy kernel covers the device), or is
