@@ -51,24 +51,28 @@ def window_view(x_padded, kernel: tuple[int, int], stride: int, out_hw: tuple[in
     return backend.as_strided(x_padded, shape, strides)
 
 
+def windows(x, kernel: tuple[int, int], stride: int, padding: int):
+    """Every KHxKW window of x (N, C, H, W) padded with zeros: a view (N*C, KH, KW, OH, OW) of the padded copy."""
+    n, c, h, w = x.shape
+    oh = output_size(h, kernel[0], stride, padding)
+    ow = output_size(w, kernel[1], stride, padding)
+    padded = pad2d(x, padding)
+    planes = padded.reshape(1, n * c, *padded.shape[2:])  # (1, N*C, HP, WP): every image's channels in a row
+    return window_view(planes, kernel, stride, (oh, ow))[0]
+
+
 def im2col(x, kernel: tuple[int, int], stride: int, padding: int, out=None):
-    """Columns (N, C*KH*KW, OH*OW) of x (N, C, H, W): one contiguous copy of a window view.
+    """Columns (N, C*KH*KW, OH*OW) of x (N, C, H, W): one contiguous copy of its ``windows``.
 
     ``out``, a contiguous array of that size, receives the columns instead of a new array.
     The copy is split by image and channel among ``minilucid.parallel``'s threads.
     """
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    kh, kw = kernel
-    oh = output_size(h, kh, stride, padding)
-    ow = output_size(w, kw, stride, padding)
-    padded = pad2d(x, padding)
-    planes = padded.reshape(1, n * c, *padded.shape[2:])  # (1, N*C, HP, WP): every image's channels in a row
-    view = window_view(planes, kernel, stride, (oh, ow))[0]  # (N*C, KH, KW, OH, OW), no copy
+    view = windows(x, kernel, stride, padding)  # (N*C, KH, KW, OH, OW), no copy
     if out is None:
-        out = xp.empty(view.shape, dtype=x.dtype)
+        out = get_array_module(x).empty(view.shape, dtype=x.dtype)
     parallel.chunked(_copy_kernel, out.reshape(view.shape), view)
-    return out.reshape(n, c * kh * kw, oh * ow)
+    n, c = x.shape[:2]
+    return out.reshape(n, c * kernel[0] * kernel[1], -1)
 
 
 def _copy_kernel(out, source) -> None:
@@ -134,12 +138,11 @@ class Conv2d(Function):
         rows = max(1, min(oh, SLAB_ELEMENTS // (depth * ow)))
         buffer = xp.empty(depth * rows * ow, dtype=x.dtype)
         for i in range(n):
-            padded = pad2d(x[i : i + 1], self.padding)
-            windows = window_view(padded, kernel, self.stride, out_hw)[0]  # (C, KH, KW, OH, OW), no copy
+            image_windows = windows(x[i : i + 1], kernel, self.stride, self.padding)  # (C, KH, KW, OH, OW), no copy
             for top in range(0, oh, rows):
                 bottom = min(top + rows, oh)
                 slab = buffer[: depth * (bottom - top) * ow]
-                slab.reshape(c, kh, kw, bottom - top, ow)[...] = windows[..., top:bottom, :]
+                slab.reshape(c, kh, kw, bottom - top, ow)[...] = image_windows[..., top:bottom, :]
                 xp.matmul(matrix, slab.reshape(depth, -1), out=y[i][:, top * ow : bottom * ow])  # (O, slab's L)
 
     def forward(self, x, weight, bias=None):
