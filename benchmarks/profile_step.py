@@ -1,22 +1,29 @@
 """Where a YOLOv4 training step spends its time: per operation, and Python against arrays.
 
-    python benchmarks/profile_step.py [--model yolov4|yolov4-tiny|small] [--batch 4] [--size 416]
+    python benchmarks/profile_step.py [--model yolov4|yolov4-tiny|small] [--batch 4] [--size 416] [--torch]
 
 Every ``Function`` subclass's ``forward`` and ``backward`` is wrapped with a timer for one
 step (after a warm-up step). Time inside them is array work (NumPy, BLAS); the rest of the
 step (building Tensors, the graph walk, the optimizer's Python, the loss's bookkeeping) is
 reported as "outside Functions". Process CPU time is split into user and system: system
 time is the kernel handing out and zeroing fresh pages.
+
+``--torch`` also profiles one step of the PyTorch twin (``torch.profiler``, same threads,
+same run) and prints the two side by side, layer by layer: where minilucid's step is
+slower than PyTorch's, and by how much. The twin's loss is the sum of its outputs, so the
+YOLO loss is in minilucid's "everything else" only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,8 +40,9 @@ def all_subclasses(cls: type) -> list[type]:
     return found
 
 
-def instrument(timings: dict[str, float]) -> None:
-    """Wrap forward/backward of every Function subclass so each call adds to ``timings``."""
+@contextlib.contextmanager
+def instrumented(timings: dict[str, float]):
+    """While in the block, every call of a Function subclass's forward/backward adds its seconds to ``timings``."""
     from minilucid.autograd import Function
 
     def timed(method, key):
@@ -48,10 +56,70 @@ def instrument(timings: dict[str, float]) -> None:
 
         return wrapper
 
-    for cls in all_subclasses(Function):
-        for phase in ("forward", "backward"):
-            if phase in cls.__dict__:
-                setattr(cls, phase, timed(cls.__dict__[phase], f"{cls.__name__}.{phase}"))
+    originals = [
+        (cls, phase, cls.__dict__[phase])
+        for cls in all_subclasses(Function)
+        for phase in ("forward", "backward")
+        if phase in cls.__dict__
+    ]
+    for cls, phase, method in originals:
+        setattr(cls, phase, timed(method, f"{cls.__name__}.{phase}"))
+    try:
+        yield timings
+    finally:
+        for cls, phase, method in originals:
+            setattr(cls, phase, method)
+
+
+# The layers both steps run: minilucid's Function, and a piece of the names of the PyTorch
+# (aten) operations that do that layer's work.
+COMPARED_LAYERS = {
+    "Conv2d": "convolution",
+    "BatchNormTrain": "batch_norm",
+    "Mish": "mish",
+    "LeakyReLU": "leaky_relu",
+    "MaxPool2d": "max_pool2d",
+}
+
+
+def torch_timings(step: Callable[[], object]) -> tuple[dict[str, float], float]:
+    """Seconds per "Layer.phase" of one PyTorch step, and the step's wall time.
+
+    An aten operation counts for a layer when its name holds the layer's piece
+    (``COMPARED_LAYERS``), for the backward phase when it also holds "backward". Each counts
+    with its self time, so an operation that calls another (convolution calls
+    mkldnn_convolution) is not counted twice.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        start = time.perf_counter()
+        step()
+        wall = time.perf_counter() - start
+    timings: dict[str, float] = defaultdict(float)
+    for event in profiler.key_averages():
+        for layer, piece in COMPARED_LAYERS.items():
+            if event.key.startswith("aten::") and piece in event.key:
+                phase = "backward" if "backward" in event.key else "forward"
+                timings[f"{layer}.{phase}"] += event.self_cpu_time_total / 1e6  # from microseconds
+    return timings, wall
+
+
+def comparison_rows(ours: dict[str, float], ours_wall: float, theirs: dict[str, float], theirs_wall: float):
+    """Table rows: each compared layer and phase (slowest of ours first), everything else, the whole step."""
+
+    def row(name: str, mine: float, torch_seconds: float) -> list[str]:
+        ratio = f"{mine / torch_seconds:.2f}" if torch_seconds > 0 else "-"
+        return [name, f"{mine:.3f}", f"{torch_seconds:.3f}", ratio]
+
+    keys = [f"{layer}.{phase}" for layer in COMPARED_LAYERS for phase in ("forward", "backward")]
+    keys = sorted((key for key in keys if key in ours or key in theirs), key=lambda key: -ours.get(key, 0.0))
+    rows = [row(key, ours.get(key, 0.0), theirs.get(key, 0.0)) for key in keys]
+    rest_ours = ours_wall - sum(ours.get(key, 0.0) for key in keys)
+    rest_theirs = theirs_wall - sum(theirs.get(key, 0.0) for key in keys)
+    rows.append(row("everything else (loss, adds, concatenation, optimizer, Python)", rest_ours, rest_theirs))
+    rows.append(row("whole step", ours_wall, theirs_wall))
+    return rows
 
 
 def main() -> None:
@@ -61,6 +129,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=416)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=14)
+    parser.add_argument("--torch", action="store_true", help="also profile the PyTorch twin and compare")
     args = parser.parse_args()
     set_threads(args.threads)
 
@@ -69,13 +138,14 @@ def main() -> None:
     import minilucid  # noqa: F401  (loads every Function subclass before instrumenting)
     import yolov4  # noqa: F401
 
-    step = minilucid_step(build(args.model), "train", args.batch, args.size)
+    model = build(args.model)
+    step = minilucid_step(model, "train", args.batch, args.size)
     step()  # warm-up
     timings: dict[str, float] = defaultdict(float)
-    instrument(timings)
-    cpu_before, start = os.times(), time.perf_counter()
-    step()
-    wall, cpu_after = time.perf_counter() - start, os.times()
+    with instrumented(timings):
+        cpu_before, start = os.times(), time.perf_counter()
+        step()
+        wall, cpu_after = time.perf_counter() - start, os.times()
     inside = sum(timings.values())
     rows = [[key, f"{seconds:.3f}", f"{100 * seconds / wall:.1f}"] for key, seconds in timings.items()]
     rows.sort(key=lambda row: -float(row[1]))
@@ -91,6 +161,23 @@ def main() -> None:
     print(markdown_table(["where", "seconds", "% of step"], rows))
     print(f"\n{machine_line()}")
     print(f"CPU time: user {user:.2f} s, system {system:.2f} s ({100 * system / (user + system):.0f}% system)")
+    if args.torch:
+        compare_with_torch(model, args, timings, wall)
+
+
+def compare_with_torch(model, args, timings: dict[str, float], wall: float) -> None:
+    """Profile one step of ``model``'s PyTorch twin and print it beside minilucid's ``timings``."""
+    import torch
+    from model import torch_step
+    from torch_twin import twin_of
+
+    torch.set_num_threads(args.threads)
+    step = torch_step(twin_of(model), "train", args.batch, args.size)
+    step()  # warm-up
+    theirs, theirs_wall = torch_timings(step)
+    print(f"\nThe same step, minilucid against PyTorch {torch.__version__} (seconds; ratio = minilucid / PyTorch)\n")
+    rows = comparison_rows(timings, wall, theirs, theirs_wall)
+    print(markdown_table(["where", "minilucid s", "PyTorch s", "ratio"], rows))
 
 
 if __name__ == "__main__":
