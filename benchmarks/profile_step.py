@@ -138,8 +138,8 @@ def main() -> None:
     import minilucid  # noqa: F401  (loads every Function subclass before instrumenting)
     import yolov4  # noqa: F401
 
-    model = build(args.model)
-    step = minilucid_step(model, "train", args.batch, args.size)
+    network = build(args.model)
+    step = minilucid_step(network, "train", args.batch, args.size)
     step()  # warm-up
     timings: dict[str, float] = defaultdict(float)
     with instrumented(timings):
@@ -162,17 +162,17 @@ def main() -> None:
     print(f"\n{machine_line()}")
     print(f"CPU time: user {user:.2f} s, system {system:.2f} s ({100 * system / (user + system):.0f}% system)")
     if args.torch:
-        compare_with_torch(model, args, timings, wall)
+        compare_with_torch(network, args, timings, wall)
 
 
-def compare_with_torch(model, args, timings: dict[str, float], wall: float) -> None:
-    """Profile one step of ``model``'s PyTorch twin and print it beside minilucid's ``timings``."""
+def compare_with_torch(network, args, timings: dict[str, float], wall: float) -> None:
+    """Profile one step of ``network``'s PyTorch twin and print it beside minilucid's ``timings``."""
     import torch
     from model import torch_step
     from torch_twin import twin_of
 
     torch.set_num_threads(args.threads)
-    step = torch_step(twin_of(model), "train", args.batch, args.size)
+    step = torch_step(twin_of(network), "train", args.batch, args.size)
     step()  # warm-up
     theirs, theirs_wall = torch_timings(step)
     print(f"\nThe same step, minilucid against PyTorch {torch.__version__} (seconds; ratio = minilucid / PyTorch)\n")
