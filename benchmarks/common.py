@@ -74,8 +74,56 @@ def numpy_blas() -> str:
     return text
 
 
+def steal_ticks(stat_path: str = "/proc/stat") -> int | None:
+    """Clock ticks the hypervisor has taken from this machine's CPUs since boot, or None.
+
+    That is the "steal" column of the first line of Linux's /proc/stat (all CPUs together);
+    elsewhere there is no such count.
+    """
+    try:
+        with open(stat_path) as stat:
+            fields = stat.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+    except OSError:
+        return None
+    return int(fields[8]) if len(fields) > 8 and fields[0] == "cpu" else None
+
+
+# Above this share of the CPU taken by the host, ratios mislead: PyTorch's threads wait for each
+# other at every operation, so steal slows it more than minilucid (docs/performance.md).
+STEAL_WARNING_PERCENT = 5.0
+
+
+class StealMeter:
+    """How much of the CPU the host took (hypervisor steal) since the meter was made."""
+
+    def __init__(self) -> None:
+        self.start_ticks, self.start_time = steal_ticks(), time.monotonic()
+
+    def percent(self) -> float | None:
+        """Steal since the start, in percent of all CPUs' time, or None where it is not counted."""
+        ticks = steal_ticks()
+        seconds = time.monotonic() - self.start_time
+        if ticks is None or self.start_ticks is None or seconds <= 0:
+            return None
+        per_second = os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+        return 100 * (ticks - self.start_ticks) / (per_second * seconds)
+
+    def line(self) -> str:
+        """A sentence for under a table; it says when the figures above should not be trusted."""
+        percent = self.percent()
+        if percent is None:
+            return "Host steal: not counted on this system."
+        text = f"Host steal during the run: {percent:.1f}% of the CPU."
+        if percent >= STEAL_WARNING_PERCENT:
+            text += " The host took the CPU often enough to skew the ratios: run again on a quieter machine."
+        return text
+
+
+_run = StealMeter()  # the benchmarks import this module first: the meter covers their whole run
+
+
 def machine_line() -> str:
-    """One line naming what a table was measured on: CPU, cores, NumPy's BLAS, PyTorch, threads."""
+    """What a table was measured on: CPU, cores, NumPy's BLAS, PyTorch, threads; and the host's steal so far."""
     import numpy
 
     import minilucid
@@ -90,5 +138,5 @@ def machine_line() -> str:
     return (
         f"Machine: {cpu_model()}, {cores} cores; NumPy {numpy.__version__} with {numpy_blas()} "
         f"({os.environ.get('OPENBLAS_NUM_THREADS', 'default')} threads); {torch_text}; "
-        f"minilucid element-wise pool {minilucid.get_num_threads()} threads"
+        f"minilucid element-wise pool {minilucid.get_num_threads()} threads\n{_run.line()}"
     )
