@@ -93,16 +93,20 @@ def _mean_of_sums(sums, count: int):
 # temporaries are one block in size) and equals the formula in its docstring, in that order.
 
 
-def _square_sums_kernel(x, mean, square_sums) -> None:
-    """Equals: square_sums = ((x - mean) * (x - mean)).sum(axis=1)."""
-    centered = x - mean
-    centered *= centered
-    centered.sum(axis=1, out=square_sums)
+def _center_kernel(centered, x, mean) -> None:
+    """Equals: centered = x - mean."""
+    get_array_module(x).subtract(x, mean, out=centered)
 
 
-def _normalize_affine_kernel(y, x, mean, scale, shift) -> None:
-    """Equals: y = (x - mean) * scale + shift."""
-    get_array_module(x).subtract(x, mean, out=y)
+def _centered_square_sums_kernel(centered, x, mean, square_sums) -> None:
+    """Equals: centered = x - mean; square_sums = (centered * centered).sum(axis=1)."""
+    _center_kernel(centered, x, mean)
+    squares = centered * centered
+    squares.sum(axis=1, out=square_sums)
+
+
+def _affine_kernel(y, scale, shift) -> None:
+    """Equals: y = y * scale + shift, in place."""
     y *= scale
     y += shift
 
@@ -113,25 +117,23 @@ def _scale_shift_kernel(y, x, scale, shift) -> None:
     y += shift
 
 
-def _gradient_sums_kernel(gy, x, mean, inv_std, gy_sums, gy_x_hat_sums) -> None:
+def _gradient_sums_kernel(x_hat, gy, x, mean, inv_std, gy_sums, gy_x_hat_sums) -> None:
     """Equals: x_hat = (x - mean) * inv_std; gy_sums = gy.sum(axis=1); gy_x_hat_sums = (gy * x_hat).sum(axis=1)."""
-    x_hat = x - mean
+    get_array_module(x).subtract(x, mean, out=x_hat)
     x_hat *= inv_std
-    x_hat *= gy  # gy * x_hat: the product commutes exactly
+    products = x_hat * gy  # gy * x_hat: the product commutes exactly
     gy.sum(axis=1, out=gy_sums)
-    x_hat.sum(axis=1, out=gy_x_hat_sums)
+    products.sum(axis=1, out=gy_x_hat_sums)
 
 
-def _input_grad_kernel(gx, gy, x, mean, inv_std, mean_gy, mean_gy_x_hat, scale) -> None:
-    """Equals: x_hat = (x - mean) * inv_std; gx = (gy - mean_gy - x_hat * mean_gy_x_hat) * scale.
+def _input_grad_kernel(gx, gy, mean_gy, mean_gy_x_hat, scale) -> None:
+    """Equals: gx = (gy - mean_gy - gx * mean_gy_x_hat) * scale, in place, where gx holds x_hat.
 
     With scale = weight * inv_std, this is BatchNorm's input gradient.
     """
-    x_hat = x - mean
-    x_hat *= inv_std
-    x_hat *= mean_gy_x_hat
-    get_array_module(gy).subtract(gy, mean_gy, out=gx)
-    gx -= x_hat
+    gx *= mean_gy_x_hat
+    centered_gy = gy - mean_gy
+    get_array_module(gy).subtract(centered_gy, gx, out=gx)
     gx *= scale
 
 
@@ -142,9 +144,9 @@ class BatchNormTrain(Function):
     values and x's together; the earlier ones are constants. Either way, ``self.moments`` is
     what x was normalized with, after forward.
 
-    Each direction reads x (and gy) in two block passes and makes one array, its result: the
-    first pass sums per row what the statistics need, the second writes the result. x_hat is
-    rebuilt in each pass, in the block, rather than stored.
+    Each direction makes one array, its result, and fills it in two block passes: the first
+    writes there what both passes need (x - mean forward, x_hat backward) and sums per row what
+    the statistics need; the second turns it into the result in place.
     """
 
     def __init__(
@@ -164,11 +166,13 @@ class BatchNormTrain(Function):
         axes, n = _reduce_axes(x), x.shape[0]
         count = x.size // x.shape[1]
         mean = x.mean(axis=axes)
+        y = xp.empty(x.shape, x.dtype)  # holds x - mean until the statistics are known
         square_sums = xp.empty(n * x.shape[1], x.dtype)  # (N*C,): one per image and channel
-        parallel.chunked(_square_sums_kernel, _rows(x), _per_row(mean, n), square_sums)
+        parallel.chunked(_centered_square_sums_kernel, _rows(y), _rows(x), _per_row(mean, n), square_sums)
         var = _mean_of_sums(_channel_sums(square_sums, n), count)
         if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
             count, mean, var = join_moments(self.earlier, Moments(count, mean, var))
+            parallel.chunked(_center_kernel, _rows(y), _rows(x), _per_row(mean, n))  # x minus the joined mean
         self.moments = Moments(count, mean, var)
         inv_std = 1 / xp.sqrt(var + self.eps)
         if self.running_mean is not None:
@@ -179,9 +183,8 @@ class BatchNormTrain(Function):
             self.running_var *= 1 - m
             self.running_var += m * batch_var.astype(self.running_var.dtype)
         self.save_for_backward(x, mean, inv_std, weight)
-        y = xp.empty(x.shape, x.dtype)
-        columns = [_per_row(v, n) for v in (mean, inv_std * weight, bias)]
-        parallel.chunked(_normalize_affine_kernel, _rows(y), _rows(x), *columns)
+        columns = [_per_row(v, n) for v in (inv_std * weight, bias)]
+        parallel.chunked(_affine_kernel, _rows(y), *columns)  # y = (x - mean) * scale + shift
         return y
 
     def backward(self, gy):
@@ -190,7 +193,10 @@ class BatchNormTrain(Function):
         n, channels = x.shape[:2]
         mean_row, inv_std_row = _per_row(mean, n), _per_row(inv_std, n)
         gy_sums, gy_x_hat_sums = xp.empty(n * channels, gy.dtype), xp.empty(n * channels, gy.dtype)  # (N*C,)
-        parallel.chunked(_gradient_sums_kernel, _rows(gy), _rows(x), mean_row, inv_std_row, gy_sums, gy_x_hat_sums)
+        gx = xp.empty(x.shape, gy.dtype)  # holds x_hat until the sums are known
+        parallel.chunked(
+            _gradient_sums_kernel, _rows(gx), _rows(gy), _rows(x), mean_row, inv_std_row, gy_sums, gy_x_hat_sums
+        )
         g_bias = _channel_sums(gy_sums, n)
         g_weight = _channel_sums(gy_x_hat_sums, n)
         # The statistics span ``count`` values, x's and the earlier constants': each value of x
@@ -199,8 +205,7 @@ class BatchNormTrain(Function):
         # (with no earlier values, count is x's and the sums divided by it are means).
         count = self.moments.count
         columns = [_per_row(v, n) for v in (g_bias / count, g_weight / count, weight * inv_std)]
-        gx = xp.empty(x.shape, gy.dtype)
-        parallel.chunked(_input_grad_kernel, _rows(gx), _rows(gy), _rows(x), mean_row, inv_std_row, *columns)
+        parallel.chunked(_input_grad_kernel, _rows(gx), _rows(gy), *columns)
         return gx, g_weight, g_bias
 
 
