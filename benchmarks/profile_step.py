@@ -1,6 +1,12 @@
 """Where a YOLOv4 training step spends its time: per operation, and Python against arrays.
 
     python benchmarks/profile_step.py [--model yolov4|yolov4-tiny|small] [--batch 4] [--size 416] [--torch]
+    python benchmarks/profile_step.py --forward [--batch 1] [--torch]
+
+``--forward`` profiles an eval-mode forward pass without gradients (batch 1 unless
+``--batch`` says otherwise) instead of a training step: the case of the forward target.
+``--repeats n`` times n steps and reports their average (default 1 step, 10 passes with
+``--forward``: one pass is too short to time alone).
 
 Every ``Function`` subclass's ``forward`` and ``backward`` is wrapped with a timer for one
 step (after a warm-up step). Time inside them is array work (NumPy, BLAS); the rest of the
@@ -71,22 +77,24 @@ def instrumented(timings: dict[str, float]):
             setattr(cls, phase, method)
 
 
-# The layers both steps run: minilucid's Function, and a piece of the names of the PyTorch
-# (aten) operations that do that layer's work.
-COMPARED_LAYERS = {
-    "Conv2d": "convolution",
-    "BatchNormTrain": "batch_norm",
-    "Mish": "mish",
-    "LeakyReLU": "leaky_relu",
-    "MaxPool2d": "max_pool2d",
-}
+def compared_layers(kind: str) -> dict[str, str]:
+    """The layers both steps run: minilucid's Function, and a piece of the names of the PyTorch
+    (aten) operations that do that layer's work. ``kind`` is "train" or "forward" (eval mode,
+    where BatchNorm is another Function)."""
+    return {
+        "Conv2d": "convolution",
+        "BatchNormTrain" if kind == "train" else "BatchNormEval": "batch_norm",
+        "Mish": "mish",
+        "LeakyReLU": "leaky_relu",
+        "MaxPool2d": "max_pool2d",
+    }
 
 
-def torch_timings(step: Callable[[], object]) -> tuple[dict[str, float], float]:
-    """Seconds per "Layer.phase" of one PyTorch step, and the step's wall time.
+def torch_timings(step: Callable[[], object], kind: str = "train", repeats: int = 1) -> tuple[dict[str, float], float]:
+    """Seconds per "Layer.phase" of a PyTorch step, and the step's wall time (averages of ``repeats`` steps).
 
     An aten operation counts for a layer when its name holds the layer's piece
-    (``COMPARED_LAYERS``), for the backward phase when it also holds "backward". Each counts
+    (``compared_layers``), for the backward phase when it also holds "backward". Each counts
     with its self time, so an operation that calls another (convolution calls
     mkldnn_convolution) is not counted twice.
     """
@@ -94,25 +102,28 @@ def torch_timings(step: Callable[[], object]) -> tuple[dict[str, float], float]:
 
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         start = time.perf_counter()
-        step()
-        wall = time.perf_counter() - start
+        for _ in range(repeats):
+            step()
+        wall = (time.perf_counter() - start) / repeats
     timings: dict[str, float] = defaultdict(float)
     for event in profiler.key_averages():
-        for layer, piece in COMPARED_LAYERS.items():
+        for layer, piece in compared_layers(kind).items():
             if event.key.startswith("aten::") and piece in event.key:
                 phase = "backward" if "backward" in event.key else "forward"
-                timings[f"{layer}.{phase}"] += event.self_cpu_time_total / 1e6  # from microseconds
+                timings[f"{layer}.{phase}"] += event.self_cpu_time_total / 1e6 / repeats  # from microseconds
     return timings, wall
 
 
-def comparison_rows(ours: dict[str, float], ours_wall: float, theirs: dict[str, float], theirs_wall: float):
+def comparison_rows(
+    ours: dict[str, float], ours_wall: float, theirs: dict[str, float], theirs_wall: float, kind: str = "train"
+):
     """Table rows: each compared layer and phase (slowest of ours first), everything else, the whole step."""
 
     def row(name: str, mine: float, torch_seconds: float) -> list[str]:
         ratio = f"{mine / torch_seconds:.2f}" if torch_seconds > 0 else "-"
         return [name, f"{mine:.3f}", f"{torch_seconds:.3f}", ratio]
 
-    keys = [f"{layer}.{phase}" for layer in COMPARED_LAYERS for phase in ("forward", "backward")]
+    keys = [f"{layer}.{phase}" for layer in compared_layers(kind) for phase in ("forward", "backward")]
     keys = sorted((key for key in keys if key in ours or key in theirs), key=lambda key: -ours.get(key, 0.0))
     rows = [row(key, ours.get(key, 0.0), theirs.get(key, 0.0)) for key in keys]
     rest_ours = ours_wall - sum(ours.get(key, 0.0) for key in keys)
@@ -125,12 +136,19 @@ def comparison_rows(ours: dict[str, float], ours_wall: float, theirs: dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["yolov4", "yolov4-tiny", "small"], default="yolov4")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, help="images per step (default 4; 1 with --forward)")
     parser.add_argument("--size", type=int, default=416)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=14)
     parser.add_argument("--torch", action="store_true", help="also profile the PyTorch twin and compare")
+    parser.add_argument("--forward", action="store_true", help="profile an eval forward pass, not a training step")
+    parser.add_argument("--repeats", type=int, help="steps to average (default 1; 10 with --forward)")
     args = parser.parse_args()
+    args.kind = "forward" if args.forward else "train"
+    if args.batch is None:
+        args.batch = 1 if args.forward else 4
+    if args.repeats is None:
+        args.repeats = 10 if args.forward else 1
     set_threads(args.threads)
 
     from model import build, minilucid_step
@@ -139,13 +157,15 @@ def main() -> None:
     import yolov4  # noqa: F401
 
     network = build(args.model)
-    step = minilucid_step(network, "train", args.batch, args.size)
+    step = minilucid_step(network, args.kind, args.batch, args.size)
     step()  # warm-up
     timings: dict[str, float] = defaultdict(float)
     with instrumented(timings):
         cpu_before, start = os.times(), time.perf_counter()
-        step()
-        wall, cpu_after = time.perf_counter() - start, os.times()
+        for _ in range(args.repeats):
+            step()
+        wall, cpu_after = (time.perf_counter() - start) / args.repeats, os.times()
+    timings = {key: seconds / args.repeats for key, seconds in timings.items()}
     inside = sum(timings.values())
     rows = [[key, f"{seconds:.3f}", f"{100 * seconds / wall:.1f}"] for key, seconds in timings.items()]
     rows.sort(key=lambda row: -float(row[1]))
@@ -155,9 +175,11 @@ def main() -> None:
         ["outside Functions (Python, graph, optimizer)", f"{wall - inside:.3f}", f"{100 * (wall - inside) / wall:.1f}"]
     )
     rows.append(["whole step", f"{wall:.3f}", "100.0"])
-    user = cpu_after.user - cpu_before.user
-    system = cpu_after.system - cpu_before.system
-    print(f"{args.model} training step, {args.size}x{args.size}, batch {args.batch}, {args.threads} threads\n")
+    user = (cpu_after.user - cpu_before.user) / args.repeats
+    system = (cpu_after.system - cpu_before.system) / args.repeats
+    what = "eval forward pass" if args.forward else "training step"
+    average = f", average of {args.repeats}" if args.repeats > 1 else ""
+    print(f"{args.model} {what}, {args.size}x{args.size}, batch {args.batch}, {args.threads} threads{average}\n")
     print(markdown_table(["where", "seconds", "% of step"], rows))
     print(f"\n{machine_line()}")
     print(f"CPU time: user {user:.2f} s, system {system:.2f} s ({100 * system / (user + system):.0f}% system)")
@@ -172,11 +194,11 @@ def compare_with_torch(network, args, timings: dict[str, float], wall: float) ->
     from torch_twin import twin_of
 
     torch.set_num_threads(args.threads)
-    step = torch_step(twin_of(network), "train", args.batch, args.size)
+    step = torch_step(twin_of(network), args.kind, args.batch, args.size)
     step()  # warm-up
-    theirs, theirs_wall = torch_timings(step)
+    theirs, theirs_wall = torch_timings(step, args.kind, args.repeats)
     print(f"\nThe same step, minilucid against PyTorch {torch.__version__} (seconds; ratio = minilucid / PyTorch)\n")
-    rows = comparison_rows(timings, wall, theirs, theirs_wall)
+    rows = comparison_rows(timings, wall, theirs, theirs_wall, args.kind)
     print(markdown_table(["where", "minilucid s", "PyTorch s", "ratio"], rows))
 
 

@@ -43,8 +43,26 @@ def test_both_profiles_find_the_same_layers_in_a_training_step():
 
     # In a forward pass convolution is most of the time: an operation counted with the ones
     # it calls (convolution, _convolution, mkldnn_convolution) would add up to more than the pass.
-    forward, forward_wall = profile_step.torch_timings(torch_step(twin_of(model), "forward", 1, 64))
+    forward, forward_wall = profile_step.torch_timings(torch_step(twin_of(model), "forward", 1, 64), "forward", 2)
     assert 0 < sum(forward.values()) < forward_wall
+
+
+@pytest.mark.slow
+def test_an_eval_forward_pass_compares_eval_batch_norm():
+    model = build("small")
+    ours_pass = minilucid_step(model, "forward", 1, 64)
+    ours_pass()
+    with profile_step.instrumented(profile_step.defaultdict(float)) as ours:
+        ours_pass()
+    theirs, wall = profile_step.torch_timings(torch_step(twin_of(model), "forward", 1, 64), "forward", 3)
+
+    assert ours["BatchNormEval.forward"] > 0 and theirs["BatchNormEval.forward"] > 0
+    assert "BatchNormTrain.forward" not in theirs  # eval-mode batch_norm is counted once, as eval
+    assert not any(key.endswith(".backward") for key in theirs)
+    rows = profile_step.comparison_rows(ours, 1.0, theirs, wall, "forward")
+    assert "BatchNormEval.forward" in [row[0] for row in rows]
+    # averaged over the repeats: three passes' layers add up to no more than one pass's wall time
+    assert sum(theirs.values()) < wall
 
 
 def test_instrumenting_ends_with_the_block():
