@@ -23,16 +23,22 @@ def test_comparison_rows_put_each_layer_beside_its_twin_and_keep_the_rest():
     assert rows[-1][1:] == ["12.000", "10.000", "1.20"]
 
 
-@pytest.mark.slow
-def test_both_profiles_find_the_same_layers_in_a_training_step():
+def profile_both(kind: str, repeats: int = 1):
+    """(minilucid's timings, the twin's timings, the twin's wall time) for the small model at 64."""
     model = build("small")
-    ours_step = minilucid_step(model, "train", 1, 64)
+    ours_step = minilucid_step(model, kind, 1, 64)
     ours_step()
     with profile_step.instrumented(profile_step.defaultdict(float)) as ours:
         ours_step()
-    twin_step = torch_step(twin_of(model), "train", 1, 64)
+    twin_step = torch_step(twin_of(model), kind, 1, 64)
     twin_step()
-    theirs, wall = profile_step.torch_timings(twin_step)
+    theirs, wall = profile_step.torch_timings(twin_step, kind, repeats)
+    return ours, theirs, wall
+
+
+@pytest.mark.slow
+def test_both_profiles_find_the_same_layers_in_a_training_step():
+    ours, theirs, wall = profile_both("train")
 
     for layer in ("Conv2d", "BatchNormTrain", "Mish", "LeakyReLU"):
         for phase in ("forward", "backward"):
@@ -41,28 +47,20 @@ def test_both_profiles_find_the_same_layers_in_a_training_step():
     assert theirs["MaxPool2d.forward"] > 0  # the SPP block
     assert sum(theirs.values()) < wall
 
-    # In a forward pass convolution is most of the time: an operation counted with the ones
-    # it calls (convolution, _convolution, mkldnn_convolution) would add up to more than the pass.
-    forward, forward_wall = profile_step.torch_timings(torch_step(twin_of(model), "forward", 1, 64), "forward", 2)
-    assert 0 < sum(forward.values()) < forward_wall
-
 
 @pytest.mark.slow
 def test_an_eval_forward_pass_compares_eval_batch_norm():
-    model = build("small")
-    ours_pass = minilucid_step(model, "forward", 1, 64)
-    ours_pass()
-    with profile_step.instrumented(profile_step.defaultdict(float)) as ours:
-        ours_pass()
-    theirs, wall = profile_step.torch_timings(torch_step(twin_of(model), "forward", 1, 64), "forward", 3)
+    ours, theirs, wall = profile_both("forward", repeats=3)
 
     assert ours["BatchNormEval.forward"] > 0 and theirs["BatchNormEval.forward"] > 0
     assert "BatchNormTrain.forward" not in theirs  # eval-mode batch_norm is counted once, as eval
     assert not any(key.endswith(".backward") for key in theirs)
     rows = profile_step.comparison_rows(ours, 1.0, theirs, wall, "forward")
     assert "BatchNormEval.forward" in [row[0] for row in rows]
-    # averaged over the repeats: three passes' layers add up to no more than one pass's wall time
-    assert sum(theirs.values()) < wall
+    # In a forward pass convolution is most of the time: an operation counted with the ones it
+    # calls (convolution, _convolution, mkldnn_convolution), or three passes not averaged,
+    # would add up to more than one pass's wall time.
+    assert 0 < sum(theirs.values()) < wall
 
 
 def test_instrumenting_ends_with_the_block():
@@ -72,3 +70,11 @@ def test_instrumenting_ends_with_the_block():
     with profile_step.instrumented(profile_step.defaultdict(float)):
         assert Conv2d.__dict__["forward"] is not forward
     assert Conv2d.__dict__["forward"] is forward
+
+
+def test_torch_timings_average_their_repeats():
+    image, weight = torch.randn(1, 16, 64, 64), torch.randn(32, 16, 3, 3)
+    timings, wall = profile_step.torch_timings(lambda: torch.nn.functional.conv2d(image, weight), "forward", 4)
+    # A step that is one convolution: its average time is most of one step's wall time. Four
+    # steps' time, not averaged, would be more than one step's wall time.
+    assert 0.3 * wall < timings["Conv2d.forward"] <= wall
