@@ -141,14 +141,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=14)
     parser.add_argument("--torch", action="store_true", help="also profile the PyTorch twin and compare")
-    parser.add_argument("--forward", action="store_true", help="profile an eval forward pass, not a training step")
+    parser.add_argument(
+        "--forward",
+        dest="kind",
+        action="store_const",
+        const="forward",
+        default="train",
+        help="profile an eval forward pass, not a training step",
+    )
     parser.add_argument("--repeats", type=int, help="steps to average (default 1; 10 with --forward)")
     args = parser.parse_args()
-    args.kind = "forward" if args.forward else "train"
+    forward = args.kind == "forward"
     if args.batch is None:
-        args.batch = 1 if args.forward else 4
+        args.batch = 1 if forward else 4
     if args.repeats is None:
-        args.repeats = 10 if args.forward else 1
+        args.repeats = 10 if forward else 1
     set_threads(args.threads)
 
     from model import build, minilucid_step
@@ -177,7 +184,7 @@ def main() -> None:
     rows.append(["whole step", f"{wall:.3f}", "100.0"])
     user = (cpu_after.user - cpu_before.user) / args.repeats
     system = (cpu_after.system - cpu_before.system) / args.repeats
-    what = "eval forward pass" if args.forward else "training step"
+    what = "eval forward pass" if args.kind == "forward" else "training step"
     average = f", average of {args.repeats}" if args.repeats > 1 else ""
     print(f"{args.model} {what}, {args.size}x{args.size}, batch {args.batch}, {args.threads} threads{average}\n")
     print(markdown_table(["where", "seconds", "% of step"], rows))
