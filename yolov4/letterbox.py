@@ -46,9 +46,10 @@ def letterbox_geometry(
     return Placement(new_w / w0, new_h / h0, (w - new_w) // 2, (h - new_h) // 2, new_w, new_h)
 
 
-def letterbox_image(image: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """A (3, H, W) image scaled to fit ``input_size`` keeping its aspect ratio, centred, padded grey."""
-    return _paste(image, letterbox_geometry(image.shape[1:], input_size), input_size)
+def letterbox_image(image: np.ndarray, input_size: tuple[int, int], letterbox: bool = True) -> np.ndarray:
+    """A (3, H, W) image scaled to fit ``input_size`` keeping its aspect ratio, centred, padded
+    grey; with ``letterbox=False``, stretched to fill it, as darknet's ``detector test`` does."""
+    return _paste(image, letterbox_geometry(image.shape[1:], input_size, letterbox), input_size)
 
 
 def letterbox(image: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
 from yolov4.cfg import DarknetGraph
 from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
+from yolov4.data.images import as_image, unit_scale
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
@@ -31,6 +32,29 @@ def is_encoded(targets: Any, levels: int) -> bool:
 
 
 DEFAULT_NMS_THRESHOLD = 0.45  # darknet's, for viewing
+DEFAULT_INPUT_SIZE = 416
+
+
+def check_thresholds(conf_thresh: float, iou_thresh: float, max_det: int) -> None:
+    """``predict``'s thresholds in range, or a one-line ValueError naming the one that is not."""
+    if not 0 <= conf_thresh < 1:
+        raise ValueError(f"predict: conf_thresh must be in [0, 1), got {conf_thresh}")
+    if not 0 <= iou_thresh <= 1:
+        raise ValueError(f"predict: iou_thresh must be in [0, 1], got {iou_thresh}")
+    if max_det < 1:
+        raise ValueError(f"predict: max_det must be at least 1, got {max_det}")
+
+
+def network_batch(x: Any, channels: int) -> Any:
+    """A batch (N, C, H, W), or (N, H, W, C) as images are usually stacked, as float32 in
+    [0, 1] by the rule of ``yolov4.data.images.unit_scale`` (uint8 is divided by 255, a float
+    batch on the 0-255 scale is refused); a Tensor stays on its device."""
+    data = x.data if isinstance(x, lucid.Tensor) else x
+    if not backend.is_gpu_array(data):
+        data = np.asarray(data)
+    if data.ndim == 4 and data.shape[1] != channels and data.shape[-1] == channels:
+        data = data.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    return lucid.Tensor(unit_scale(data, "predict: the batch"))
 
 
 def nms_threshold(iou_thresh: float | None, diou_thresh: float | None) -> float:
@@ -161,20 +185,46 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         nms_kind: str | None = None,
         *,
         diou_thresh: float | None = None,
+        input_size: int | tuple[int, int] | None = None,
+        letterbox: bool = True,
     ) -> list[list[dict[str, Any]]]:
-        """Detections per image: ``{"box": [x1, y1, x2, y2], "score", "class_id"}``, best first.
+        """Detections per image: ``{"box": [x1, y1, x2, y2], "score", "class_id"}``, best first,
+        with boxes in the pixels of the image given, clipped to it.
 
-        ``x`` is one image (C, H, W) or a batch (N, C, H, W), a Tensor or an array. Boxes are
-        in the input's pixels, clipped to it; score = objectness x class probability. NMS is
-        the config's kind (DIoU-NMS by default) per class, suppressing above ``iou_thresh``
-        (0.45, darknet's; ``diou_thresh`` is lucid's name for it), and ``max_det`` keeps the
-        best. The model's train/eval mode is left as it was. On the GPU the whole batch is
-        decoded and thresholded there, with two blocking syncs (``yolov4.detect``).
+        ``x`` is either a batch, an array or Tensor (N, C, H, W) (or (N, H, W, C)) with H and W
+        multiples of 32 that goes into the network as it is; or one image or a list of images
+        in any form ``yolov4.data.images.as_image`` reads (a path, a Pillow image, an array
+        (H, W, 3) or (3, H, W), uint8 or float in [0, 1], a Tensor), each placed in the
+        network's input by ``yolov4.inference.detect_images``: letterboxed, or stretched with
+        ``letterbox=False`` as darknet does. ``input_size`` (multiples of 32) is that input;
+        by default an image's own size where it is a multiple of 32, else the darknet cfg's
+        size for a model read from one, else 416.
+
+        Score = objectness x class probability. NMS is the config's kind (DIoU-NMS by
+        default) per class, suppressing above ``iou_thresh`` (0.45, darknet's;
+        ``diou_thresh`` is lucid's name for it), and ``max_det`` keeps the best. The model's
+        train/eval mode is left as it was. On the GPU a batch is decoded and thresholded
+        there, with two blocking syncs (``yolov4.detect``).
         """
         iou_thresh = nms_threshold(iou_thresh, diou_thresh)
-        if getattr(x, "ndim", None) == 3:
-            x = x[None] if not isinstance(x, lucid.Tensor) else x.reshape(1, *x.shape)
-        x = self.check_input(x)
+        check_thresholds(conf_thresh, iou_thresh, max_det)
+        if input_size is None and getattr(x, "ndim", None) == 4:
+            return self._predict_batch(x, conf_thresh, iou_thresh, max_det, nms_kind)
+        from yolov4.inference import detect_images  # it calls back here with a batch
+
+        listed = isinstance(x, list) and not (x and isinstance(x[0], (int, float)))
+        images = [as_image(image, f"predict: image {n}") for n, image in enumerate(x if listed else [x])]
+        if input_size is None:
+            sizes = {image.shape[1:] for image in images}
+            own = sizes.pop() if len(sizes) == 1 else (0, 0)
+            input_size = own if all(s > 0 and s % 32 == 0 for s in own) else self.default_input_size()
+        return detect_images(self, images, input_size, conf_thresh, iou_thresh, max_det, letterbox=letterbox)
+
+    def _predict_batch(
+        self, x: Any, conf_thresh: float, iou_thresh: float, max_det: int, nms_kind: str | None
+    ) -> list[list[dict[str, Any]]]:
+        """``predict`` of a batch that is the network's input as it is (``network_batch``)."""
+        x = self.check_input(network_batch(x, self.config.image_channels))
         was_training = self.training
         self.eval()
         try:
@@ -183,6 +233,12 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         finally:
             self.train(was_training)
         return detect(self.config, maps, x.shape[2:], conf_thresh, iou_thresh, max_det, nms_kind)
+
+    def default_input_size(self) -> tuple[int, int]:
+        """(height, width) that ``predict`` places an image in unless told: the darknet cfg's
+        for a model read from one (``load_darknet``), else 416 x 416."""
+        width, height = getattr(self, "darknet_input_size", (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE))
+        return height, width
 
     # ------------------------------------------------------------------ darknet
     def yolo_options(self, level: int) -> dict[str, Any]:

@@ -72,8 +72,12 @@ def test_batched_and_one_by_one_give_the_same_detections():
 
 def test_bad_input_is_a_clear_error():
     finder = RedFinder()
-    with pytest.raises(ValueError, match=r"image 0 must be \(3, H, W\), got shape \(100, 250\).*list of images"):
+    with pytest.raises(ValueError, match=r"expected a list of images, got ndarray \(pass \[image\]\)"):
         detect_images(finder, picture(100, 250, (0, 0, 5, 5)), 128)
+    with pytest.raises(ValueError, match=r"image 0: expected \(H, W, C\) or \(C, H, W\).*got shape \(100, 250, 7\)"):
+        detect_images(finder, [np.zeros((100, 250, 7))], 128)
+    with pytest.raises(ValueError, match="input size must be a positive multiple of 32 .*got 0"):
+        detect_images(finder, [picture(100, 250, (0, 0, 5, 5))], 0)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
         detect_images(finder, [picture(100, 250, (0, 0, 5, 5))], 128, batch_size=0)
     assert detect_images(finder, [], 128) == [] and finder.batches == []

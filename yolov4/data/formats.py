@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from minilucid.data import Dataset
 from minilucid.serialization import write_text_atomically
 from yolov4.boxes import labels_to_xywh, labels_to_xyxy
-from yolov4.data.images import IMAGE_SUFFIXES, read_image, write_image
+from yolov4.data.images import IMAGE_SUFFIXES, image_size, read_image, write_image
 
 COORDINATE_TOLERANCE = 1e-6  # normalized YOLO coordinates may exceed [0, 1] by this much
 PIXEL_TOLERANCE = 1.0  # COCO and VOC boxes may overhang their image by this many pixels
@@ -95,17 +94,6 @@ def check_pixel_box(
     width, height = size
     if min(x1, y1) < -PIXEL_TOLERANCE or x2 > width + PIXEL_TOLERANCE or y2 > height + PIXEL_TOLERANCE:
         raise ValueError(f"{where}: {shown} is outside the {width:g}x{height:g} image {image}")
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header only; clear errors for missing/unreadable."""
-    if not path.is_file():
-        raise ValueError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the image ({error})") from error
 
 
 # ----------------------------------------------------------------------------- YOLO txt
@@ -337,7 +325,7 @@ def read_yolo(path: str | Path, split: str | None = None, class_names: list[str]
     items = []
     for image_path, label in pairs:
         if label.is_file():
-            width, height = _image_size(image_path)
+            width, height = image_size(image_path)
             boxes = parse_yolo_label(label, len(names), width, height)
         else:
             boxes = np.zeros((0, 5))  # no label file: an image without objects
@@ -547,7 +535,7 @@ def read_voc(root: str | Path, class_names: list[str] | None = None, split: str 
         image = root / "JPEGImages" / filename
         if not image.is_file():
             raise ValueError(f"{path}: its image {image} is missing")
-        size = _image_size(image)
+        size = image_size(image)
         for number, (_, x1, y1, x2, y2) in enumerate(labels_to_xyxy(boxes)):
             shown = f"<bndbox> ({x1 + 1:g}, {y1 + 1:g}, {x2:g}, {y2:g})"
             check_pixel_box(f"{path}: <object> {number}", shown, (x1, y1, x2, y2), size, filename)
