@@ -203,6 +203,14 @@ def test_config_from_yaml_and_json(tmp_path):
         TrainConfig(img=100)
 
 
+def test_a_config_file_from_a_windows_editor_reads(tmp_path):
+    """Notepad starts a UTF-8 file with a byte-order mark; it is not part of the first key."""
+    (tmp_path / "c.yaml").write_text("\ufeffepochs: 3\n", encoding="utf-8")
+    (tmp_path / "c.json").write_text('\ufeff{"epochs": 4}', encoding="utf-8")
+    assert TrainConfig.from_file(tmp_path / "c.yaml").epochs == 3
+    assert TrainConfig.from_file(tmp_path / "c.json").epochs == 4
+
+
 def test_config_values_take_their_field_types(tmp_path):
     """YAML reads 1e-3 as a string and JSON may write 416.0; both mean the number."""
     (tmp_path / "c.yaml").write_text(
