@@ -149,6 +149,8 @@ class TrainConfig:
                 "backbone or a positive number of layers",
             ),
             "decay_on": (self.decay_on in ("conv", "all"), "conv or all"),
+            "eval_every": (self.eval_every > 0, "a positive number of epochs"),
+            "conf_thresh": (0 <= self.conf_thresh < 1, "a score threshold in [0, 1)"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:

@@ -265,6 +265,19 @@ def test_decay_on_is_checked():
         TrainConfig(decay_on="bn")
 
 
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ({"eval_every": 0}, "TrainConfig.eval_every = 0 is invalid: expected a positive number of epochs"),
+        ({"conf_thresh": 1.5}, r"TrainConfig.conf_thresh = 1.5 is invalid: expected a score threshold in \[0, 1\)"),
+    ],
+)
+def test_evaluation_settings_are_checked(setting, message):
+    """eval_every 0 divided by zero after the first epoch; conf_thresh 1.5 scored every epoch 0."""
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**setting)
+
+
 def test_a_checkpoint_from_before_the_rename_keeps_its_label_smoothing():
     """Checkpoints written when TrainConfig called cls_label_smoothing label_smoothing still resume."""
     from yolov4.train_config import stored_config
