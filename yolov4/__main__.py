@@ -1,6 +1,8 @@
 """``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, export, partial, demo.
 
-Every command has ``--help``. Errors are one line (``yolov4: error: ...``), not a traceback.
+Every command has ``--help``. A mistake in the input (a check's ValueError, a file the system
+refuses) is one line, ``yolov4: error: ...``, exit status 1; anything else is a bug in yolov4,
+shown with its traceback and a line asking to report it.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from minilucid.serialization import write_text_atomically
@@ -276,8 +279,41 @@ def augment_gallery_command(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def input_size(text: str) -> int:
+    """An --img value: the network's input size, a positive multiple of 32."""
+    size = int(text)
+    if size <= 0 or size % 32:
+        raise argparse.ArgumentTypeError(f"the input size must be a positive multiple of 32, got {text}")
+    return size
+
+
+def fraction(text: str) -> float:
+    """A --conf or --iou value: a threshold in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a threshold between 0 and 1, got {text}")
+    return value
+
+
+def tile_size(text: str) -> int:
+    """An augment-gallery --size: pixels, enough to show a mosaic's four corners."""
+    from yolov4.data.gallery import MIN_TILE
+
+    size = int(text)
+    if size < MIN_TILE:
+        raise argparse.ArgumentTypeError(f"the tile size must be at least {MIN_TILE} pixels, got {text}")
+    return size
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line as well, pointing at ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"yolov4: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yolov4", description="YOLOv4 built on minilucid (NumPy, or CuPy on a GPU).")
+    parser = Parser(prog="yolov4", description="YOLOv4 built on minilucid (NumPy, or CuPy on a GPU).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def device(p):
@@ -291,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else 10%% of its images held out)",
     )
     p.add_argument("--model", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: small)")
-    p.add_argument("--img", type=int, help="input size, a multiple of 32 (default: 416)")
+    p.add_argument("--img", type=input_size, help="input size, a multiple of 32 (default: 416)")
     p.add_argument("--epochs", type=int, help="epochs (default: 30)")
     p.add_argument("--batch", type=int, help="images per update (default: 8)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default: sgd)")
@@ -330,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", help="the darknet model's class names, one a line, checked against the data's")
     p.add_argument("--gt", help="COCO ground-truth JSON (with --pred)")
     p.add_argument("--pred", help="COCO detections JSON (with --gt)")
-    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
     p.add_argument("--out", metavar="METRICS.json", help="write the metrics here")
     p.add_argument("--plots", metavar="DIR", help="write pr_curve.png and confusion_matrix.png here")
     device(p)
@@ -348,9 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
     p.add_argument("--names", help="class names, one a line (for --darknet; e.g. coco.names)")
-    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
-    p.add_argument("--conf", type=float, default=0.25, help="score threshold (default: %(default)s)")
-    p.add_argument("--iou", type=float, default=0.45, help="NMS threshold (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--conf", type=fraction, default=0.25, help="score threshold (default: %(default)s)")
+    p.add_argument("--iou", type=fraction, default=0.45, help="NMS threshold (default: %(default)s)")
     p.add_argument("--data", metavar="COCO.json", help="take image_id and category_id from this COCO file")
     p.add_argument(
         "--out", default="runs/predict", help="output folder, numbered when it exists (default: %(default)s)"
@@ -371,13 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-n", type=int, help="number of anchors, a multiple of the model's levels (default: the model's own, 9 or 6)"
     )
-    p.add_argument("--img", type=int, default=416, help="input size the anchors are for (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size the anchors are for (default: %(default)s)")
     p.set_defaults(run=anchors_command)
 
     p = commands.add_parser("export", help="write a checkpoint as a darknet .cfg and .weights pair")
     p.add_argument("--weights", metavar="CKPT", required=True, help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, dest="darknet_out", metavar=("OUT.cfg", "OUT.weights"), required=True)
-    p.add_argument("--img", type=int, default=416, help="width and height written in the cfg (default: %(default)s)")
+    p.add_argument(
+        "--img", type=input_size, default=416, help="width and height written in the cfg (default: %(default)s)"
+    )
     p.set_defaults(run=export_command, device="cpu")
 
     p = commands.add_parser(
@@ -397,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="yolov4", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: %(default)s)"
     )
     p.add_argument("--classes", type=int, default=80, help="number of classes (default: %(default)s)")
-    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
     p.set_defaults(run=summary_command)
 
     p = commands.add_parser("demo", help="train on the built-in dataset, evaluate, and draw detections")
@@ -409,22 +447,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("augment-gallery", help="write a PNG of every augmentation with its boxes")
     p.add_argument("--data", help="a dataset (YOLO folder, COCO .json or VOC folder); default: the built-in one")
     p.add_argument("--out", default="augment-gallery.png", help="the PNG to write (default: %(default)s)")
-    p.add_argument("--size", type=int, default=256, help="tile size in pixels (default: %(default)s)")
+    p.add_argument("--size", type=tile_size, default=256, help="tile size in pixels (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(run=augment_gallery_command)
     return parser
+
+
+def report(error: Exception) -> int:
+    """Print ``error`` for the user and return the exit status: one line for a mistake in the
+    input (a check's ValueError, a file the system refused, no GPU, a training run that
+    diverged), the traceback and a request to report it for anything else: a bug in yolov4."""
+    from minilucid.backend import DeviceUnavailableError
+    from yolov4.train import TrainingError
+
+    if isinstance(error, OSError) and error.filename is not None:
+        print(f"yolov4: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+    elif isinstance(error, (ValueError, OSError, DeviceUnavailableError, TrainingError)):
+        print(f"yolov4: error: {error}", file=sys.stderr)
+    else:
+        traceback.print_exception(error)
+        print(
+            "yolov4: internal error: this is a bug in yolov4, not a mistake in your input; please report it "
+            "with the command and the traceback above",
+            file=sys.stderr,
+        )
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
-        print(f"yolov4: error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("yolov4: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        return report(error)
     return 0
 
 

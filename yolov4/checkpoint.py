@@ -39,5 +39,14 @@ def load_trained(
     weights when the run kept them."""
     state = read_checkpoint(path)
     model = YOLO_V4(YOLO_V4Config(**json.loads(state["model_config"]))).to(device)
-    model.load_state_dict(trained_weights(state, use_ema))
+    load_weights(model, trained_weights(state, use_ema), path)
     return model.eval(), json.loads(state["class_names"]), json.loads(state["train_config"])
+
+
+def load_weights(model: YOLO_V4, weights: dict[str, Any], path: str | os.PathLike) -> None:
+    """``model.load_state_dict(weights)``; weights that do not fit the model (a checkpoint of
+    another version, say) are a one-line ValueError naming the checkpoint."""
+    try:
+        model.load_state_dict(weights)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path}: its weights do not fit its model ({error.args[0]})") from None

@@ -42,7 +42,7 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.optim import lr_scheduler
 from minilucid.serialization import write_text_atomically
-from yolov4.checkpoint import read_checkpoint
+from yolov4.checkpoint import load_weights, read_checkpoint
 from yolov4.darknet import conv_layers
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
@@ -193,7 +193,7 @@ class Trainer:
             dataset.use_class_order(names, f"resume {path}")
         self.class_names = names
         self.out = Path(path).parent
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema and state.get("ema"):

@@ -2,6 +2,7 @@
 
 import fnmatch
 import json
+import os
 import re
 import subprocess
 import sys
@@ -223,10 +224,10 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
 
     made = []
 
-    class Stop(Exception):
+    class Stop(BaseException):  # not an Exception: main() does not turn it into an exit status
         pass
 
-    def record(config, progress=True, resuming=False):
+    def record(config, **options):
         made.append(config.to_dict())
         raise Stop
 
@@ -458,3 +459,154 @@ def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path
     trainer = Trainer(TrainConfig(data=str(more), img=64, batch=4, out=str(tmp_path / "m")), progress=False)
     with pytest.raises(ValueError, match=r"resume .*: the weights' classes \[.*\] are not the data's \[.*'star'\]"):
         trainer.resume(untrained)
+
+
+# ----------------------------------------------------------------------------- unusual input
+
+
+def one_line_error(argv, capsys) -> str:
+    """What main() says to ``argv``: exit status 1 and one line, ``yolov4: error: ...``, no traceback."""
+    capsys.readouterr()
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("yolov4: error: ") and error.count("\n") == 1, error
+    return error.removeprefix("yolov4: error: ").strip()
+
+
+def usage_error(argv, capsys) -> str:
+    """What argparse says to ``argv``: exit status 2 and one line as well."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and error.startswith("yolov4: error: ") and error.count("\n") == 1, error
+    return error.removeprefix("yolov4: error: ").strip()
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("names:\n\t- circle\n", "data.yaml: invalid YAML at line 4, column 1: found character '\\t'"),
+        ("names: [circle, square\n", "data.yaml: invalid YAML at line 4, column 1: expected ',' or ']'"),
+        ("nc: 3\nnames: [circle, square]\n", "data.yaml: nc is 3 but there are 2 class names"),
+        ("names: {0: circle, 2: triangle}\n", "data.yaml: 'names' maps the class ids 0, 2; expected each of 0 to 1"),
+    ],
+)
+def test_a_data_yaml_mistake_is_one_line_for_every_command_that_reads_it(text, message, tiny_dataset, tmp_path, capsys):
+    """Invalid YAML used to escape as yaml's ScannerError; a wrong nc or a gap in the ids trained on."""
+    import shutil
+
+    data = shutil.copytree(tiny_dataset, tmp_path / "data")
+    (data / "data.yaml").write_text(f"train: images/train\nval: images/val\n{text}")
+    for argv in (
+        ["train", "--data", str(data), "--img", "64", "--out", str(tmp_path / "run")],
+        ["anchors", "--data", str(data)],
+        ["augment-gallery", "--data", str(data), "--out", str(tmp_path / "g.png")],
+    ):
+        assert message in one_line_error(argv, capsys)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "g.png").exists()
+
+
+def test_a_coco_training_file_of_another_shape_is_one_line(tiny_dataset, tmp_path, capsys):
+    """A top-level list was an AttributeError; "images": [] trained on nothing and wrote last.npz."""
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    train = ["train", "--img", "64", "--epochs", "1", "--out", str(tmp_path / "run"), "--data"]
+    assert one_line_error([*train, str(listed)], capsys) == (
+        f"{listed}: expected a COCO object with images, annotations and categories, got list"
+    )
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    assert one_line_error([*train, str(empty)], capsys) == f"{empty}: no images (its 'images' list is empty)"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train"],
+        ["eval"],
+        ["predict", "x.png"],
+        ["anchors", "--data", "x"],
+        ["export", "--weights", "x.npz", "--darknet", "a.cfg", "a.weights"],
+        ["summary"],
+    ],
+)
+@pytest.mark.parametrize("size", ["0", "-32", "100"])
+def test_every_input_size_is_a_positive_multiple_of_32(argv, size, capsys):
+    """--img 0 reached the first convolution: 'input (1, 3, 0, 0) is smaller than the kernel'."""
+    said = usage_error([*argv, "--img", size], capsys)
+    assert (
+        said
+        == f"argument --img: the input size must be a positive multiple of 32, got {size} (see yolov4 {argv[0]} --help)"
+    )
+
+
+def test_every_command_that_takes_img_checks_it():
+    from yolov4.__main__ import build_parser, input_size
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    with_img = {name for name, p in commands.items() for a in p._actions if a.dest == "img"}
+    assert with_img == {"train", "eval", "predict", "anchors", "export", "summary"}
+    assert all(a.type is input_size for p in commands.values() for a in p._actions if a.dest == "img")
+
+
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--conf", "1.5", "argument --conf: expected a threshold between 0 and 1, got 1.5"),
+        ("--iou", "-0.1", "argument --iou: expected a threshold between 0 and 1, got -0.1"),
+    ],
+)
+def test_predict_thresholds_are_between_0_and_1(option, value, message, capsys):
+    """--iou -0.1 was accepted and changed the result; --conf 1.5 found nothing without a word."""
+    assert usage_error(["predict", "x.png", option, value], capsys) == f"{message} (see yolov4 predict --help)"
+
+
+def test_augment_gallery_takes_a_tile_size_it_can_draw(tmp_path, capsys):
+    """--size 0 divided by zero."""
+    for size in ("0", "8"):
+        said = usage_error(["augment-gallery", "--size", size], capsys)
+        assert said.startswith(f"argument --size: the tile size must be at least 16 pixels, got {size} (see ")
+    assert main(["augment-gallery", "--size", "16", "--out", str(tmp_path / "g.jpg")]) == 0
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_one_line(untrained, tiny_dataset, tmp_path, capsys):
+    """load_state_dict's KeyError was caught as a user error only by catching every KeyError."""
+    import minilucid as lucid
+    from yolov4.checkpoint import read_checkpoint
+
+    state = read_checkpoint(untrained)
+    del state["model"]["head.0.output.conv.weight"]
+    lucid.save(state, tmp_path / "old.npz")
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    said = one_line_error(
+        ["predict", image, "--weights", str(tmp_path / "old.npz"), "--out", str(tmp_path / "p")], capsys
+    )
+    assert said.startswith(f"{tmp_path / 'old.npz'}: its weights do not fit its model (load_state_dict: missing keys")
+
+
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
+    """Only a mistake in the input is one line; a bug in yolov4 is not hidden as one."""
+    import yolov4.__main__
+
+    def broken(args):
+        return {}["no such key"]
+
+    monkeypatch.setattr(yolov4.__main__, "summary_command", broken)
+    assert main(["summary"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("Traceback (most recent call last):") and "KeyError: 'no such key'" in error
+    assert error.strip().splitlines()[-1].startswith("yolov4: internal error: this is a bug in yolov4")
+
+
+def test_a_file_the_system_refuses_is_one_line_naming_it(monkeypatch, capsys):
+    import errno
+
+    import yolov4.__main__
+
+    def full(args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/runs/last.npz")
+
+    monkeypatch.setattr(yolov4.__main__, "summary_command", full)
+    assert one_line_error(["summary"], capsys) == "/data/runs/last.npz: No space left on device"

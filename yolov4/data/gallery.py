@@ -31,8 +31,14 @@ def gallery_tiles(dataset, seed: int = 0, size: int = 256) -> list[tuple[str, np
     ]
 
 
+MIN_TILE = 16  # pixels: smaller tiles show little (and under 5 a mosaic corner gets no pixels at all)
+
+
 def augment_gallery(path: str | Path, dataset=None, seed: int = 0, size: int = 256, columns: int = 4) -> Path:
-    """Write a PNG grid of every augmentation on built-in images, boxes drawn; returns the path."""
+    """Write a PNG grid of every augmentation on ``dataset`` (default: built-in images), boxes
+    drawn, with tiles ``size`` pixels a side; returns the path."""
+    if size < MIN_TILE:
+        raise ValueError(f"augment_gallery: the tile size must be at least {MIN_TILE} pixels, got {size}")
     if dataset is None:
         from yolov4.data.shapes import shapes_dataset
 
