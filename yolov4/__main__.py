@@ -2,7 +2,8 @@
 
 Every command has ``--help``. A mistake in the input (a check's ValueError, a file the system
 refuses) is one line, ``yolov4: error: ...``, exit status 1; anything else is a bug in yolov4,
-shown with its traceback and a line asking to report it.
+shown with its traceback and a line asking to report it. A command that writes checks where
+it writes before its long work, and never writes over one of its inputs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from minilucid.serialization import write_text_atomically
+from yolov4.files import check_not_inputs, check_writable
 
 
 def _model_from_args(args: argparse.Namespace):
@@ -83,7 +85,8 @@ def train_command(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"no dataset at {config.data}")
     if config.val is not None and not Path(config.val).exists():
         raise FileNotFoundError(f"no validation set at {config.val}")
-    trainer = Trainer(config, progress=not args.quiet, resuming=bool(args.resume))
+    inputs = (args.config,) if args.config else ()
+    trainer = Trainer(config, progress=not args.quiet, resuming=bool(args.resume), inputs=inputs)
     if args.resume:
         trainer.resume(args.resume)
         print(f"resuming {args.resume} at epoch {trainer.epoch + 1}")
@@ -103,7 +106,16 @@ def print_metrics(metrics: dict) -> None:
         print(f"{'AP ' + name:>14}  {value:.4f}")
 
 
+def eval_outputs(args: argparse.Namespace) -> None:
+    """Check, before any work, that eval can write --out and --plots, and over no input."""
+    outputs = [check_writable(args.out)] if args.out else []
+    if args.plots:
+        outputs += [check_writable(args.plots, folder=True) / name for name in ("pr_curve.png", "confusion_matrix.png")]
+    check_not_inputs(outputs, [args.gt, args.pred, args.weights, *(args.darknet or ()), args.names])
+
+
 def eval_command(args: argparse.Namespace) -> None:
+    eval_outputs(args)
     if args.gt or args.pred:
         if not (args.gt and args.pred):
             raise ValueError("--gt and --pred go together")
@@ -133,6 +145,7 @@ def eval_command(args: argparse.Namespace) -> None:
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
     print_metrics(metrics)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(
             args.out,
             json.dumps({k: metrics[k] for k in (*METRIC_KEYS, "per_class", "voc_map50", "voc07_map50")}, indent=2),
@@ -140,10 +153,10 @@ def eval_command(args: argparse.Namespace) -> None:
         print(f"metrics written to {args.out}")
 
 
-def picture_names(images: list[str], out: Path) -> list[str]:
+def picture_names(images: list[str], out: Path, others: tuple = ()) -> list[str]:
     """A distinct ``stem.png`` for each image (``stem_2.png``, ... where stems repeat), none of
-    them the path of an input image."""
-    inputs, used, names = {Path(p).resolve() for p in images}, set(), []
+    them the path of an input image or of the ``other`` inputs."""
+    inputs, used, names = {Path(p).resolve() for p in (*images, *others)}, set(), []
     for path in images:
         stem, number = Path(path).stem, 2
         name = f"{stem}.png"
@@ -185,17 +198,21 @@ def predict_command(args: argparse.Namespace) -> None:
     from yolov4.inference import detect_images
     from yolov4.runs import run_folder
 
-    model, names = _model_from_args(args)
-    if args.data:
-        image_ids, category_ids = coco_ids(args.data, args.images, names)
-    else:
-        image_ids, category_ids = list(range(1, len(args.images) + 1)), list(range(1, len(names) + 1))
+    images = args.images
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a file; name a folder")
-    out = run_folder(args.out, args.exist_ok)
+    out = check_writable(run_folder(args.out, args.exist_ok), folder=True)
+    inputs = (args.weights, *(args.darknet or ()), args.names, args.data)
+    check_not_inputs([out / "detections.json"], [*images, *inputs])
+    model, names = _model_from_args(args)
+    if args.data:
+        image_ids, category_ids = coco_ids(args.data, images, names)
+    else:
+        image_ids, category_ids = list(range(1, len(images) + 1)), list(range(1, len(names) + 1))
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for path, image_id, picture in zip(args.images, image_ids, picture_names(args.images, out), strict=True):
+    pictures = picture_names(images, out, tuple(p for p in inputs if p))
+    for path, image_id, picture in zip(images, image_ids, pictures, strict=True):
         image = read_image(path)
         found = detect_images(model, [image], args.img, args.conf, args.iou)[0]
         draw_detections(image, found, names).save(out / picture)
@@ -242,8 +259,13 @@ def anchors_command(args: argparse.Namespace) -> None:
 def export_command(args: argparse.Namespace) -> None:
     from yolov4.darknet import save_darknet
 
+    cfg, weights = (check_writable(path) for path in args.darknet_out)
+    if cfg.resolve() == weights.resolve():
+        raise ValueError(f"--darknet names one file, {cfg}, for both the .cfg and the .weights")
+    check_not_inputs([cfg, weights], [args.weights])
     model, _ = _model_from_args(args)
-    cfg, weights = args.darknet_out
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    weights.parent.mkdir(parents=True, exist_ok=True)
     save_darknet(model, cfg, weights, args.img, args.img)
     print(f"wrote {cfg} and {weights}")
 
@@ -264,6 +286,7 @@ def demo_command(args: argparse.Namespace) -> None:
 def partial_command(args: argparse.Namespace) -> None:
     from yolov4.darknet import partial
 
+    check_not_inputs([check_writable(args.out)], [args.cfg, args.weights])
     written = partial(args.cfg, args.weights, args.out, args.layers)
     print(f"wrote {args.out}: the {written} conv layers among the first {args.layers} layers of {args.cfg}, seen 0")
 
@@ -271,10 +294,14 @@ def partial_command(args: argparse.Namespace) -> None:
 def augment_gallery_command(args: argparse.Namespace) -> None:
     from yolov4.data.gallery import augment_gallery
     from yolov4.data.splits import training_set
+    from yolov4.draw import image_format
 
+    image_format(check_writable(args.out))
+    check_not_inputs([args.out], [args.data])
     if args.data and not Path(args.data).exists():
         raise FileNotFoundError(f"no dataset at {args.data}")
     dataset = training_set(args.data) if args.data else None  # the images training would see
+    check_not_inputs([args.out], [path for path, _ in dataset.items] if dataset else [])
     path = augment_gallery(args.out, dataset, seed=args.seed, size=args.size)
     print(f"wrote {path}")
 

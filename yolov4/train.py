@@ -49,6 +49,7 @@ from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
 from yolov4.ema import EMA
 from yolov4.evaluate import evaluate_model
+from yolov4.files import check_not_inputs, check_writable
 from yolov4.model import YOLO_V4, build_model
 from yolov4.plots import plot_history
 from yolov4.pretrained import load_pretrained
@@ -87,6 +88,10 @@ def decay_groups(model: YOLO_V4, weight_decay: float, decay_on: str) -> list[dic
 TERM_FORMATS = {"loss": ".2f", "box": ".3f", "obj": ".2f", "cls": ".3f", "iou_branch": ".3f"}
 
 
+# What a run writes into its folder (all of it replaced when a new run reuses the folder).
+RUN_FILES = ("last.npz", "best.npz", "log.jsonl", "curves.png", "config.yaml", "splits.txt")
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
@@ -94,12 +99,18 @@ class TrainingError(RuntimeError):
 class Trainer:
     """Trains a model as a TrainConfig says; ``fit()`` runs the epochs (resumable)."""
 
-    def __init__(self, config: TrainConfig, progress: bool = True, resuming: bool = False) -> None:
+    def __init__(
+        self, config: TrainConfig, progress: bool = True, resuming: bool = False, inputs: tuple[str, ...] = ()
+    ) -> None:
         """``resuming``: ``resume`` will load a checkpoint next, so ``config.weights`` (the start
-        of the run that made it) is not read again; the file may be gone by now."""
+        of the run that made it) is not read again; the file may be gone by now. ``inputs``: other
+        files the run was made from (a config file), which it must not write over either."""
         self.config, self.progress = config, progress
         if Path(config.out).exists() and not Path(config.out).is_dir():
             raise ValueError(f"TrainConfig.out = {config.out!r} is a file; name a folder for the run")
+        self.out = check_writable(run_folder(config.out, config.exist_ok), folder=True)  # resume() moves it
+        read = [config.data, config.val, None if resuming else config.weights, *inputs]
+        check_not_inputs([self.out / name for name in RUN_FILES], read)
         backend.check_device(config.device)
         lucid.random.seed(config.seed)
         if config.data is None:
@@ -147,7 +158,6 @@ class Trainer:
         branch = self.model.config.has_iou_branch
         self.loss_terms = [key for key in TERM_FORMATS if key != "iou_branch" or branch]  # summed and logged
         self.epoch, self.history = 0, []
-        self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
 
     def _optimizer(self):
         c = self.config
@@ -192,7 +202,7 @@ class Trainer:
         for dataset in (self.train_set, self.val_set):
             dataset.use_class_order(names, f"resume {path}")
         self.class_names = names
-        self.out = Path(path).parent
+        self.out = check_writable(Path(path).parent, folder=True)
         load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -483,6 +483,17 @@ def usage_error(argv, capsys) -> str:
     return error.removeprefix("yolov4: error: ").strip()
 
 
+@pytest.fixture(scope="module")
+def darknet_pair(untrained, tmp_path_factory):
+    """The untrained checkpoint (3 classes) as a darknet .cfg and .weights pair."""
+    from yolov4.checkpoint import load_trained
+    from yolov4.darknet import save_darknet
+
+    folder = tmp_path_factory.mktemp("darknet")
+    save_darknet(load_trained(untrained)[0], folder / "m.cfg", folder / "m.weights", 64, 64)
+    return folder / "m.cfg", folder / "m.weights"
+
+
 @pytest.mark.parametrize(
     "text,message",
     [
@@ -519,6 +530,97 @@ def test_a_coco_training_file_of_another_shape_is_one_line(tiny_dataset, tmp_pat
     empty.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
     assert one_line_error([*train, str(empty)], capsys) == f"{empty}: no images (its 'images' list is empty)"
     assert not (tmp_path / "run").exists()
+
+
+def test_no_command_writes_under_a_file_or_gets_far_before_it_says_so(
+    untrained, darknet_pair, tiny_dataset, tmp_path, capsys
+):
+    """A path under a regular file (NotADirectoryError) was a traceback after the work: for train
+    after the data was read and the model built, for export naming a hidden .tmp file."""
+    (tmp_path / "notes.txt").write_text("mine")
+    under = tmp_path / "notes.txt" / "x"
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    cfg, weights = map(str, darknet_pair)
+    for argv in (
+        ["train", "--data", str(tiny_dataset), "--img", "64", "--out", str(under)],
+        ["predict", image, "--weights", str(untrained), "--img", "64", "--out", str(under)],
+        ["export", "--weights", str(untrained), "--darknet", str(under / "m.cfg"), str(under / "m.weights")],
+        ["partial", cfg, weights, str(under / "m.conv"), "3"],
+        [
+            "eval",
+            "--data",
+            str(tiny_dataset),
+            "--weights",
+            str(untrained),
+            "--img",
+            "64",
+            "--out",
+            str(under / "m.json"),
+        ],
+        ["eval", "--data", str(tiny_dataset), "--weights", str(untrained), "--img", "64", "--plots", str(under)],
+        ["augment-gallery", "--data", str(tiny_dataset), "--out", str(under / "g.png")],
+    ):
+        said = one_line_error(argv, capsys)
+        assert said.startswith(f"cannot write {under}") and said.endswith(
+            f"{tmp_path / 'notes.txt'} is a file, not a folder"
+        )
+    assert "train:" not in capsys.readouterr().out  # refused before the data was read
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write in a read-only folder")
+def test_a_read_only_folder_is_refused_before_the_work(tiny_dataset, tmp_path, capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        said = one_line_error(
+            ["train", "--data", str(tiny_dataset), "--img", "64", "--out", str(folder / "run")], capsys
+        )
+    finally:
+        folder.chmod(0o755)
+    assert said == f"cannot write {folder / 'run'}: no permission to write in {folder}"
+
+
+def test_no_command_writes_over_one_of_its_inputs(untrained, darknet_pair, tiny_dataset, tmp_path, capsys):
+    """export --darknet over its own --weights wrote cfg text into the checkpoint; partial over
+    its WEIGHTS replaced the full weights with the cut."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint = str(shutil.copy(untrained, run / "last.npz"))
+    cfg, weights = (str(shutil.copy(p, tmp_path / p.name)) for p in darknet_pair)
+    kept = {path: Path(path).read_bytes() for path in (checkpoint, cfg, weights)}
+    said = one_line_error(
+        ["export", "--weights", checkpoint, "--darknet", checkpoint, str(tmp_path / "x.weights")], capsys
+    )
+    assert said == f"{checkpoint} would overwrite the input {checkpoint}; write it elsewhere"
+    said = one_line_error(
+        ["export", "--weights", checkpoint, "--darknet", str(tmp_path / "x"), str(tmp_path / "x")], capsys
+    )
+    assert said == f"--darknet names one file, {tmp_path / 'x'}, for both the .cfg and the .weights"
+    assert one_line_error(["partial", cfg, weights, weights, "3"], capsys) == (
+        f"{weights} would overwrite the input {weights}; write it elsewhere"
+    )
+    assert "would overwrite the input" in one_line_error(["partial", cfg, weights, cfg, "3"], capsys)
+    train = ["train", "--data", str(tiny_dataset), "--img", "64", "--out", str(run), "--exist-ok"]
+    assert one_line_error([*train, "--weights", checkpoint], capsys) == (
+        f"{run / 'last.npz'} would overwrite the input {checkpoint}; write it elsewhere"
+    )
+    (run / "config.yaml").write_text("epochs: 1\n")
+    assert "config.yaml would overwrite the input" in one_line_error(
+        [*train, "--config", str(run / "config.yaml")], capsys
+    )
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    (tmp_path / "pred.json").write_text("[]")
+    said = one_line_error(["eval", "--gt", str(gt), "--pred", str(tmp_path / "pred.json"), "--out", str(gt)], capsys)
+    assert said == f"{gt} would overwrite the input {gt}; write it elsewhere"
+    image = sorted((tiny_dataset / "images" / "train").glob("*.png"))[0]
+    said = one_line_error(["augment-gallery", "--data", str(tiny_dataset), "--out", str(image)], capsys)
+    assert said == f"{image} would overwrite the input {image}; write it elsewhere"
+    assert all(Path(path).read_bytes() == content for path, content in kept.items())
 
 
 @pytest.mark.parametrize(
@@ -563,8 +665,19 @@ def test_predict_thresholds_are_between_0_and_1(option, value, message, capsys):
     assert usage_error(["predict", "x.png", option, value], capsys) == f"{message} (see yolov4 predict --help)"
 
 
-def test_augment_gallery_takes_a_tile_size_it_can_draw(tmp_path, capsys):
-    """--size 0 divided by zero."""
+def test_export_into_a_missing_folder_makes_it(untrained, tmp_path, capsys):
+    """It used to fail naming a hidden .xxxx.tmp file."""
+    cfg, weights = tmp_path / "new" / "m.cfg", tmp_path / "new" / "m.weights"
+    assert main(["export", "--weights", str(untrained), "--darknet", str(cfg), str(weights), "--img", "64"]) == 0
+    assert load_darknet(cfg, weights).config.num_classes == 3
+
+
+def test_augment_gallery_takes_an_image_file_of_a_size_it_can_draw(tmp_path, capsys):
+    """--out naming a folder said 'unknown file extension:'; --size 0 divided by zero."""
+    assert one_line_error(["augment-gallery", "--out", str(tmp_path)], capsys) == f"{tmp_path} is a folder; name a file"
+    assert one_line_error(["augment-gallery", "--out", str(tmp_path / "g.txt")], capsys) == (
+        f"{tmp_path / 'g.txt'}: .txt is not an image type; name a .png or .jpg file"
+    )
     for size in ("0", "8"):
         said = usage_error(["augment-gallery", "--size", size], capsys)
         assert said.startswith(f"argument --size: the tile size must be at least 16 pixels, got {size} (see ")
