@@ -9,6 +9,7 @@ it writes before its long work, and never writes over one of its inputs.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 import traceback
@@ -22,12 +23,17 @@ def _model_from_args(args: argparse.Namespace):
     """(model, class names) from --weights CKPT or --darknet CFG WEIGHTS."""
     if getattr(args, "darknet", None):
         from yolov4.darknet import load_darknet
+        from yolov4.data.formats import read_class_names
 
         cfg, weights = args.darknet
+        names = read_class_names(args.names) if getattr(args, "names", None) else None
         model = load_darknet(cfg, weights).to(args.device).eval()
-        names_file = Path(args.names) if getattr(args, "names", None) else None
-        names = names_file.read_text().split("\n") if names_file else [str(k) for k in range(model.config.num_classes)]
-        return model, [n for n in names if n]
+        classes = model.config.num_classes
+        if names is not None and len(names) != classes:
+            raise ValueError(
+                f"--names {args.names} has {len(names)} class names; the model {cfg} has {classes} classes"
+            )
+        return model, names or [str(k) for k in range(classes)]
     if not getattr(args, "weights", None):
         raise ValueError("give --weights CKPT (a training checkpoint) or --darknet CFG WEIGHTS")
     from yolov4.checkpoint import load_trained
@@ -119,6 +125,9 @@ def eval_command(args: argparse.Namespace) -> None:
     if args.gt or args.pred:
         if not (args.gt and args.pred):
             raise ValueError("--gt and --pred go together")
+        for_a_model = [f"--{k}" for k in ("data", "split", "weights", "darknet", "names", "plots") if getattr(args, k)]
+        if for_a_model:
+            raise ValueError(f"--gt and --pred score a detections file; {', '.join(for_a_model)} are for a model")
         for path in (args.gt, args.pred):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"no file at {path}")
@@ -174,8 +183,10 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
         raise ValueError(f"predict --data takes a COCO .json (for its image and category ids), not {data}")
     if not Path(data).is_file():
         raise FileNotFoundError(f"no COCO file at {data}")
-    content = json.loads(Path(data).read_text())
-    by_name = {c["name"]: c["id"] for c in content.get("categories", [])}
+    from yolov4.data.formats import coco_content
+
+    content = coco_content(data)
+    by_name = {str(c["name"]): c["id"] for c in content["categories"]}
     if sorted(by_name) != sorted(names):
         raise ValueError(f"the model's classes {names} are not the categories of {data}: {sorted(by_name)}")
     image_ids = []
@@ -183,13 +194,36 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
         parts = Path(path).resolve().parts
         found = [
             i["id"]
-            for i in content.get("images", [])
-            if parts[-len(Path(i["file_name"]).parts) :] == Path(i["file_name"]).parts
+            for i in content["images"]
+            if parts[-len(Path(str(i.get("file_name"))).parts) :] == Path(str(i.get("file_name"))).parts
         ]
         if len(found) != 1:
             raise ValueError(f"{path} is {'not among' if not found else 'more than once in'} the images of {data}")
         image_ids.append(found[0])
     return image_ids, [by_name[n] for n in names]
+
+
+def image_files(arguments: list[str]) -> list[str]:
+    """The image files that predict's arguments name: a file as given, a folder's images (sorted;
+    not those in its subfolders), a glob pattern's images (sorted), for shells that leave it."""
+    from yolov4.data.images import IMAGE_SUFFIXES
+
+    files = []
+    for argument in arguments:
+        if Path(argument).is_dir():
+            found, what = [str(p) for p in Path(argument).iterdir()], f"the folder {argument}"
+        elif not Path(argument).exists() and any(c in argument for c in "*?["):
+            found, what = glob.glob(argument, recursive=True), f"the pattern {argument}"
+        elif not Path(argument).is_file():
+            raise ValueError(f"{argument}: no such image file or folder")
+        else:
+            files.append(argument)
+            continue
+        images = sorted(p for p in found if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+        if not images:
+            raise ValueError(f"no images in {what} (looked for {', '.join(IMAGE_SUFFIXES)} files)")
+        files += images
+    return files
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -198,7 +232,7 @@ def predict_command(args: argparse.Namespace) -> None:
     from yolov4.inference import detect_images
     from yolov4.runs import run_folder
 
-    images = args.images
+    images = image_files(args.images)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a file; name a folder")
     out = check_writable(run_folder(args.out, args.exist_ok), folder=True)
@@ -407,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         "... where it exists). Its image_id and category_id are those of --data (a COCO .json naming the images and "
         "the classes), else 1-based positions: of the image in the arguments, of the class in the model's names.",
     )
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files, folders (their images) or glob patterns ('photos/*.jpg')")
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
     p.add_argument("--names", help="class names, one a line (for --darknet; e.g. coco.names)")

@@ -117,6 +117,8 @@ class Trainer:
             self.train_set, self.val_set = shapes_dataset("train"), shapes_dataset("val")
         else:
             self.train_set, self.val_set = read_splits(config.data, config.val, config.val_fraction)
+        if not len(self.train_set):
+            raise ValueError(f"the training set has no images: {describe(self.train_set)}")
         print(f"train: {describe(self.train_set)}", flush=True)
         print(f"val: {describe(self.val_set)}", flush=True)
         self.class_names = self.train_set.class_names

@@ -532,6 +532,35 @@ def test_a_coco_training_file_of_another_shape_is_one_line(tiny_dataset, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("names,count", [(["circle", "square"], 2), ([*CLASS_NAMES, "star"], 4)])
+def test_darknet_names_must_be_as_many_as_the_models_classes(
+    names, count, darknet_pair, tiny_dataset, tmp_path, capsys
+):
+    """Fewer names were an IndexError while drawing; more were used without a word."""
+    (tmp_path / "my.names").write_text("\n".join(names) + "\n")
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    argv = ["predict", image, "--darknet", *map(str, darknet_pair), "--img", "64", "--conf", "0"]
+    said = one_line_error([*argv, "--names", str(tmp_path / "my.names"), "--out", str(tmp_path / "p")], capsys)
+    assert said == f"--names {tmp_path / 'my.names'} has {count} class names; the model {darknet_pair[0]} has 3 classes"
+    assert not (tmp_path / "p").exists()
+    (tmp_path / "my.names").write_text("\ufeff" + "\n".join(CLASS_NAMES) + "\n", encoding="utf-8")  # as Notepad saves
+    assert main([*argv, "--names", str(tmp_path / "my.names"), "--out", str(tmp_path / "p")]) == 0
+
+
+def test_eval_of_a_detections_file_of_another_shape_is_one_line(tmp_path, capsys):
+    from yolov4.data.formats import coco_dict
+
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_text(json.dumps(coco_dict([("0.png", (64, 64), np.array([[0, 32.0, 32.0, 10.0, 10.0]]))], CLASS_NAMES)))
+    pred.write_text(json.dumps({"image_id": 1, "category_id": 1, "bbox": [27, 27, 10, 10], "score": 0.9}))
+    said = one_line_error(["eval", "--gt", str(gt), "--pred", str(pred)], capsys)
+    assert said == f"{pred}: expected a list of detections [{{image_id, category_id, bbox, score}}, ...], got dict"
+    pred.write_text(json.dumps([json.loads(pred.read_text())]))
+    said = one_line_error(["eval", "--gt", str(gt), "--pred", str(pred), "--weights", "x.npz"], capsys)
+    assert said == "--gt and --pred score a detections file; --weights are for a model"
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred)]) == 0
+
+
 def test_no_command_writes_under_a_file_or_gets_far_before_it_says_so(
     untrained, darknet_pair, tiny_dataset, tmp_path, capsys
 ):
@@ -663,6 +692,24 @@ def test_every_command_that_takes_img_checks_it():
 def test_predict_thresholds_are_between_0_and_1(option, value, message, capsys):
     """--iou -0.1 was accepted and changed the result; --conf 1.5 found nothing without a word."""
     assert usage_error(["predict", "x.png", option, value], capsys) == f"{message} (see yolov4 predict --help)"
+
+
+def test_predict_takes_a_folder_or_a_pattern(untrained, tiny_dataset, tmp_path, capsys):
+    """A folder was 'image file not found'; a pattern that the shell did not expand (Windows) too."""
+    folder = tiny_dataset / "images" / "val"
+    common = ["--weights", str(untrained), "--img", "64", "--conf", "0"]
+    assert main(["predict", str(folder), *common, "--out", str(tmp_path / "a")]) == 0
+    said = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()[:-1]]
+    assert said == [str(p) for p in sorted(folder.glob("*.png"))]
+    assert main(["predict", str(folder / "[12].png"), *common, "--out", str(tmp_path / "b")]) == 0
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["1.png", "2.png", "detections.json"]
+    (tmp_path / "empty").mkdir()
+    assert one_line_error(["predict", str(tmp_path / "empty"), *common], capsys).startswith(
+        f"no images in the folder {tmp_path / 'empty'} (looked for .jpg, .jpeg, .png"
+    )
+    assert one_line_error(["predict", str(tmp_path / "none.png"), *common], capsys) == (
+        f"{tmp_path / 'none.png'}: no such image file or folder"
+    )
 
 
 def test_export_into_a_missing_folder_makes_it(untrained, tmp_path, capsys):

@@ -278,6 +278,19 @@ def test_evaluation_settings_are_checked(setting, message):
         TrainConfig(**setting)
 
 
+def test_a_training_set_without_images_is_refused_before_the_model_is_built(tmp_path, monkeypatch):
+    """Whatever reader let it through: an empty training set trained on nothing, exited 0 and
+    wrote last.npz and best.npz with loss 0.0."""
+    import yolov4.train
+    from yolov4.data.formats import DetectionDataset
+
+    empty = DetectionDataset([], ["a"], "nowhere")
+    monkeypatch.setattr(yolov4.train, "read_splits", lambda *args: (empty, empty))
+    with pytest.raises(ValueError, match="the training set has no images: 0 images from nowhere"):
+        Trainer(TrainConfig(data=str(tmp_path), out=str(tmp_path / "run")), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_checkpoint_from_before_the_rename_keeps_its_label_smoothing():
     """Checkpoints written when TrainConfig called cls_label_smoothing label_smoothing still resume."""
     from yolov4.train_config import stored_config
