@@ -116,6 +116,8 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}")
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # else NumPy tries pickle and suggests allowing it
+        raise ValueError(f"load: {path!r} is not a valid .npz archive written by save(): it is not a zip file")
     try:
         with numpy.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, numpy.lib.npyio.NpzFile):

@@ -21,6 +21,10 @@ from yolov4.files import check_not_inputs, check_writable
 
 def _model_from_args(args: argparse.Namespace):
     """(model, class names) from --weights CKPT or --darknet CFG WEIGHTS."""
+    if getattr(args, "darknet", None) and getattr(args, "weights", None):
+        raise ValueError("give --weights CKPT or --darknet CFG WEIGHTS, not both")
+    if getattr(args, "names", None) and not getattr(args, "darknet", None):
+        raise ValueError("--names is for --darknet; a checkpoint (--weights) carries its own class names")
     if getattr(args, "darknet", None):
         from yolov4.darknet import load_darknet
         from yolov4.data.formats import read_class_names
@@ -356,6 +360,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def seed(text: str) -> int:
+    """A --seed: a whole number >= 0, as NumPy's generators take."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return value
+
+
 def tile_size(text: str) -> int:
     """An augment-gallery --size: pixels, enough to show a mosaic's four corners."""
     from yolov4.data.gallery import MIN_TILE
@@ -402,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output folder, numbered when it exists: runs/train2, ... (default: runs/train)")
     p.add_argument("--exist-ok", action="store_true", help="reuse --out as it is instead of numbering a new one")
-    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed, help="random seed (default: 0)")
     p.add_argument(
         "--weights",
         metavar="PATH",
@@ -509,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="a dataset (YOLO folder, COCO .json or VOC folder); default: the built-in one")
     p.add_argument("--out", default="augment-gallery.png", help="the PNG to write (default: %(default)s)")
     p.add_argument("--size", type=tile_size, default=256, help="tile size in pixels (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(run=augment_gallery_command)
     return parser
 

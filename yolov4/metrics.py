@@ -277,6 +277,8 @@ def load_coco_pair(gt_json: str | Path, dt_json: str | Path) -> tuple[list[dict]
         g["crowd"].append(bool(a.get("iscrowd", 0)))
     for k, d in enumerate(detections):
         where = f"{dt_json}: detection {k}"
+        if isinstance(d, dict) and not all(isinstance(d.get(k), (int, str)) for k in ("image_id", "category_id")):
+            raise ValueError(f"{where}: image_id and category_id must be ids, got {d!r}")
         if isinstance(d, dict) and (d.get("image_id") not in index or d.get("category_id") not in class_of):
             raise ValueError(f"{where} names an image or category that {gt_json} does not have")
         x, y, w, h = coco_bbox(where, d, index, class_of)

@@ -150,6 +150,7 @@ class TrainConfig:
             ),
             "decay_on": (self.decay_on in ("conv", "all"), "conv or all"),
             "eval_every": (self.eval_every > 0, "a positive number of epochs"),
+            "seed": (self.seed >= 0, "a whole number >= 0"),
             "conf_thresh": (0 <= self.conf_thresh < 1, "a score threshold in [0, 1)"),
         }
         for name, (ok, allowed) in checks.items():

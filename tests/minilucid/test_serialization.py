@@ -72,6 +72,10 @@ def test_files_that_are_not_archives_get_a_clear_error(tmp_path):
         lucid.load(truncated)
     with pytest.raises(FileNotFoundError, match="no such file"):
         lucid.load(tmp_path / "missing.npz")
+    text = tmp_path / "notes.npz"
+    text.write_text("not an archive")
+    with pytest.raises(ValueError, match="is not a valid .npz archive written by save[(][)]: it is not a zip file$"):
+        lucid.load(text)  # NumPy itself would suggest allow_pickle=True here
 
 
 def test_pickled_content_is_refused(tmp_path):

@@ -770,3 +770,32 @@ def test_a_file_the_system_refuses_is_one_line_naming_it(monkeypatch, capsys):
 
     monkeypatch.setattr(yolov4.__main__, "summary_command", full)
     assert one_line_error(["summary"], capsys) == "/data/runs/last.npz: No space left on device"
+
+
+def test_a_model_is_given_one_way_and_names_only_with_darknet(untrained, darknet_pair, tmp_path, capsys):
+    """--darknet beside --weights won silently; --names beside a checkpoint was ignored."""
+    (tmp_path / "my.names").write_text("\n".join(CLASS_NAMES) + "\n")
+    both = ["eval", "--data", str(tmp_path), "--weights", str(untrained), "--darknet", *map(str, darknet_pair)]
+    assert one_line_error(both, capsys) == "give --weights CKPT or --darknet CFG WEIGHTS, not both"
+    named = ["eval", "--data", str(tmp_path), "--weights", str(untrained), "--names", str(tmp_path / "my.names")]
+    assert one_line_error(named, capsys) == (
+        "--names is for --darknet; a checkpoint (--weights) carries its own class names"
+    )
+
+
+def test_an_output_folder_without_a_name_is_not_numbered(untrained, tiny_dataset, tmp_path, monkeypatch, capsys):
+    """--out '' or '.' said "PosixPath('.') has an empty name"; with --exist-ok it writes there."""
+    monkeypatch.chdir(tmp_path)
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    for out in ("", "."):
+        said = one_line_error(["predict", image, "--weights", str(untrained), "--img", "64", "--out", out], capsys)
+        assert said == "'.' exists and has no name to number; name a new folder, or reuse it with exist_ok (--exist-ok)"
+    assert main(["predict", image, "--weights", str(untrained), "--img", "64", "--out", ".", "--exist-ok"]) == 0
+    assert (tmp_path / "detections.json").is_file()
+
+
+@pytest.mark.parametrize("command", [["train"], ["augment-gallery"]])
+def test_a_seed_is_a_whole_number_of_at_least_0(command, capsys):
+    """NumPy's generators said only 'expected non-negative integer'."""
+    said = usage_error([*command, "--seed", "-1"], capsys)
+    assert said == f"argument --seed: expected a whole number >= 0, got -1 (see yolov4 {command[0]} --help)"

@@ -332,6 +332,10 @@ def test_names_by_id_and_the_counts_that_agree(tmp_path):
         (lambda c: {**c, "images": [7]}, r"images\[0\] needs an id \(a number or a string\), got 7"),
         (lambda c: {**c, "annotations": [[1, 2]]}, r"annotations\[0\]: expected an object with image_id"),
         (
+            lambda c: {**c, "annotations": [{**c["annotations"][0], "image_id": [1]}]},
+            r"annotations\[0\]: image_id \[1\] is not in 'images'",
+        ),
+        (
             lambda c: {**c, "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "a"}]},
             r"the class names \['a'\] are given more than once",
         ),
@@ -354,3 +358,13 @@ def test_text_that_is_not_utf8_is_a_one_line_error(tmp_path):
     (root / "labels" / "img0.txt").write_bytes(b"0 0.5 0.5 0.1 0.1 \xe9\n")
     with pytest.raises(ValueError, match=r"img0.txt: not UTF-8 text \(byte 18 is 0xe9\)"):
         read_yolo(root)
+
+
+def test_a_data_yaml_path_that_is_not_a_folder_name_and_a_file_that_is_not_a_dataset(tmp_path):
+    root = write_yolo(samples(1), tmp_path, NAMES, "train")
+    (root / "data.yaml").write_text(f"path: 5\ntrain: images/train\nnames: {NAMES}\n")
+    with pytest.raises(ValueError, match=r"data.yaml: 'path' must be a folder, got 5"):
+        read_yolo(root, "train")
+    image = root / "images" / "train" / "img0.png"
+    with pytest.raises(ValueError, match=r"img0.png: not a dataset; give its folder, its data.yaml or .data file"):
+        read_dataset(image)

@@ -135,6 +135,7 @@ def test_confusion_matrix_counts_hits_confusions_misses_and_false_alarms():
         ([{"image_id": 1, "category_id": 10, "bbox": [0, 0, 5, 5]}], r"dt.json: detection 0: score must be a finite"),
         ([{"image_id": 9, "category_id": 10, "bbox": [0, 0, 5, 5]}], r"detection 0 names an image or category that"),
         (["not a detection"], r"dt.json: detection 0: expected an object with image_id, category_id and bbox"),
+        ([{"image_id": [1], "category_id": 10}], r"dt.json: detection 0: image_id and category_id must be ids"),
     ],
 )
 def test_a_detections_file_of_another_shape_is_a_one_line_error(detections, message, tmp_path):

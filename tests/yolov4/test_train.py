@@ -270,6 +270,7 @@ def test_decay_on_is_checked():
     [
         ({"eval_every": 0}, "TrainConfig.eval_every = 0 is invalid: expected a positive number of epochs"),
         ({"conf_thresh": 1.5}, r"TrainConfig.conf_thresh = 1.5 is invalid: expected a score threshold in \[0, 1\)"),
+        ({"seed": -1}, r"TrainConfig.seed = -1 is invalid: expected a whole number >= 0"),
     ],
 )
 def test_evaluation_settings_are_checked(setting, message):

@@ -239,6 +239,8 @@ def _yaml_split(yaml_file: Path, split: str) -> list[Path] | None:
     value = content.get(split) if isinstance(content, dict) else None
     if value in (None, "", []):
         return None
+    if content.get("path") is not None and not isinstance(content["path"], str):
+        raise ValueError(f"{yaml_file}: 'path' must be a folder, got {content['path']!r}")
     base = yaml_file.parent / content["path"] if content.get("path") else yaml_file.parent
     targets = []
     for entry in value if isinstance(value, list) else [value]:
@@ -353,6 +355,8 @@ def read_yolo(path: str | Path, split: str | None = None, class_names: list[str]
     root = path.parent if path.is_file() else path
     if not root.is_dir():
         raise ValueError(f"{path}: dataset folder not found")
+    if path.is_file() and path.suffix not in (".yaml", ".yml", ".data"):
+        raise ValueError(f"{path}: not a dataset; give its folder, its data.yaml or .data file, or a COCO .json")
     names = class_names or read_class_names(path if path.is_file() else _find_names(root))
     if split is None:
         if not (root / "images").is_dir():
@@ -451,10 +455,10 @@ def coco_bbox(where: str, annotation: Any, image_ids: Iterable, category_ids: It
     image and category with four numbers as its bbox; else a one-line ValueError at ``where``."""
     if not isinstance(annotation, dict):
         raise ValueError(f"{where}: expected an object with image_id, category_id and bbox, got {annotation!r}")
-    if annotation.get("image_id") not in image_ids:
-        raise ValueError(f"{where}: image_id {annotation.get('image_id')!r} is not in 'images'")
-    if annotation.get("category_id") not in category_ids:
-        raise ValueError(f"{where}: category_id {annotation.get('category_id')!r} is not in 'categories'")
+    for key, known, listed in (("image_id", image_ids, "images"), ("category_id", category_ids, "categories")):
+        value = annotation.get(key)
+        if not isinstance(value, (int, str)) or value not in known:  # a list or an object is no id
+            raise ValueError(f"{where}: {key} {value!r} is not in {listed!r}")
     bbox = annotation.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise ValueError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
