@@ -300,6 +300,9 @@ def export_command(args: argparse.Namespace) -> None:
     cfg, weights = (check_writable(path) for path in args.darknet_out)
     if cfg.resolve() == weights.resolve():
         raise ValueError(f"--darknet names one file, {cfg}, for both the .cfg and the .weights")
+    for path, other in ((cfg, weights), (weights, cfg)):
+        if path.resolve() in other.resolve().parents:
+            raise ValueError(f"--darknet writes {other} into {path}, which it would then write as a file")
     check_not_inputs([cfg, weights], [args.weights])
     model, _ = _model_from_args(args)
     cfg.parent.mkdir(parents=True, exist_ok=True)

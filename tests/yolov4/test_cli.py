@@ -629,6 +629,14 @@ def test_no_command_writes_over_one_of_its_inputs(untrained, darknet_pair, tiny_
         ["export", "--weights", checkpoint, "--darknet", str(tmp_path / "x"), str(tmp_path / "x")], capsys
     )
     assert said == f"--darknet names one file, {tmp_path / 'x'}, for both the .cfg and the .weights"
+    said = one_line_error(
+        ["export", "--weights", checkpoint, "--darknet", str(tmp_path / "e" / "m.cfg"), str(tmp_path / "e")], capsys
+    )
+    assert (
+        said
+        == f"--darknet writes {tmp_path / 'e' / 'm.cfg'} into {tmp_path / 'e'}, which it would then write as a file"
+    )
+    assert not (tmp_path / "e").exists()
     assert one_line_error(["partial", cfg, weights, weights, "3"], capsys) == (
         f"{weights} would overwrite the input {weights}; write it elsewhere"
     )
