@@ -454,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect objects in images: an annotated PNG of each (stem.png, stem_2.png where names repeat; "
         "never over an input) and detections.json (COCO results) in a new folder --out (numbered: runs/predict2, "
         "... where it exists). Its image_id and category_id are those of --data (a COCO .json naming the images and "
-        "the classes), else 1-based positions: of the image in the arguments, of the class in the model's names.",
+        "the classes), else 1-based positions: of the image among the images (a folder's in name order), of the "
+        "class in the model's names.",
     )
     p.add_argument("images", nargs="+", help="image files, folders (their images) or glob patterns ('photos/*.jpg')")
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
