@@ -51,7 +51,7 @@ def _model_from_args(args: argparse.Namespace):
 def resumed_config(checkpoint: str, given: dict):
     """The TrainConfig stored in ``checkpoint`` with the ``given`` settings on top, continuing in
     the checkpoint's folder; a one-line ValueError for given settings that cannot change."""
-    from yolov4.checkpoint import read_checkpoint
+    from yolov4.checkpoint import RUN_KEYS, WEIGHTS_KEYS, read_checkpoint
     from yolov4.train_config import TrainConfig, changes_on_resume, stored_config
 
     if not Path(checkpoint).is_file():
@@ -59,7 +59,7 @@ def resumed_config(checkpoint: str, given: dict):
     folder = Path(checkpoint).parent
     if "out" in given and Path(given["out"]).resolve() != folder.resolve():
         raise ValueError(f"--resume continues in the checkpoint's folder {folder}, not --out {given['out']}")
-    stored = stored_config(read_checkpoint(checkpoint))
+    stored = stored_config(read_checkpoint(checkpoint, (*WEIGHTS_KEYS, *RUN_KEYS)))
     config = TrainConfig(**{**stored, **given, "out": str(folder), "exist_ok": True})
     changes_on_resume(config, stored, checkpoint)  # refused before any data is read
     return config

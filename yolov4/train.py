@@ -42,7 +42,7 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.optim import lr_scheduler
 from minilucid.serialization import write_text_atomically
-from yolov4.checkpoint import load_weights, read_checkpoint
+from yolov4.checkpoint import RUN_KEYS, WEIGHTS_KEYS, load_weights, read_checkpoint
 from yolov4.darknet import conv_layers
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
@@ -197,7 +197,7 @@ class Trainer:
         Only the settings in ``CHANGEABLE_ON_RESUME`` may differ from the checkpoint's (each
         change is printed); any other difference is a one-line ValueError that lists them.
         Data with the checkpoint's classes in another order is relabelled to its order."""
-        state = read_checkpoint(path)
+        state = read_checkpoint(path, (*WEIGHTS_KEYS, *RUN_KEYS))
         for change in changes_on_resume(self.config, stored_config(state), path):
             print(f"resume: {change}", flush=True)
         names = json.loads(state["class_names"])

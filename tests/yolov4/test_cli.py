@@ -740,7 +740,8 @@ def test_augment_gallery_takes_an_image_file_of_a_size_it_can_draw(tmp_path, cap
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_one_line(untrained, tiny_dataset, tmp_path, capsys):
-    """load_state_dict's KeyError was caught as a user error only by catching every KeyError."""
+    """load_state_dict's KeyError was caught as a user error only by catching every KeyError; a
+    setting of a newer version and a missing entry were a TypeError and a KeyError."""
     import minilucid as lucid
     from yolov4.checkpoint import read_checkpoint
 
@@ -752,6 +753,16 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_one_line(untrained, 
         ["predict", image, "--weights", str(tmp_path / "old.npz"), "--out", str(tmp_path / "p")], capsys
     )
     assert said.startswith(f"{tmp_path / 'old.npz'}: its weights do not fit its model (load_state_dict: missing keys")
+    state = read_checkpoint(untrained)
+    state["model_config"] = json.dumps({**json.loads(state["model_config"]), "wings": 2})
+    lucid.save(state, tmp_path / "newer.npz")
+    said = one_line_error(["predict", image, "--weights", str(tmp_path / "newer.npz")], capsys)
+    assert said == f"{tmp_path / 'newer.npz'}: its model has settings this version of yolov4 does not know: ['wings']"
+    del state["train_config"], state["optimizer"]
+    lucid.save(state, tmp_path / "bare.npz")
+    assert one_line_error(["train", "--resume", str(tmp_path / "bare.npz")], capsys) == (
+        f"{tmp_path / 'bare.npz'}: not a yolov4 training checkpoint (no train_config, optimizer)"
+    )
 
 
 def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
