@@ -27,6 +27,10 @@ else:
 DEVICES = ("cpu", "gpu")
 
 
+class DeviceUnavailableError(RuntimeError):
+    """A device was asked for that this machine cannot use; the message says what is missing."""
+
+
 @functools.cache
 def _gpu_status() -> tuple[bool, str]:
     """(usable, reason): try CuPy for real, once."""
@@ -60,7 +64,7 @@ def check_device(device: str) -> str:
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "gpu" and not gpu_available():
-        raise RuntimeError(f"device 'gpu' was requested but is not available: {gpu_status()}")
+        raise DeviceUnavailableError(f"device 'gpu' was requested but is not available: {gpu_status()}")
     return device
 
 

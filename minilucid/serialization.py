@@ -70,7 +70,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
     less the umask), not the private ones of a temporary file.
     """
     path = os.fspath(path)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".", suffix=".tmp")
+    except OSError as error:
+        raise _about(error, path) from None
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -80,10 +83,18 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
+        if isinstance(error, OSError) and error.filename in (None, temporary):
+            raise _about(error, path) from None
         raise
+
+
+def _about(error: OSError, path: str) -> OSError:
+    """``error`` (about the temporary file, or about none) as the same error about ``path``,
+    the file the caller asked for: a disk-full or missing-folder error names that file."""
+    return type(error)(error.errno, error.strerror, path) if error.errno else error
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
@@ -105,6 +116,8 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}")
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # else NumPy tries pickle and suggests allowing it
+        raise ValueError(f"load: {path!r} is not a valid .npz archive written by save(): it is not a zip file")
     try:
         with numpy.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, numpy.lib.npyio.NpzFile):

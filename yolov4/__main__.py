@@ -1,28 +1,43 @@
 """``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, export, partial, demo.
 
-Every command has ``--help``. Errors are one line (``yolov4: error: ...``), not a traceback.
+Every command has ``--help``. A mistake in the input (a check's ValueError, a file the system
+refuses) is one line, ``yolov4: error: ...``, exit status 1; anything else is a bug in yolov4,
+shown with its traceback and a line asking to report it. A command that writes checks where
+it writes before its long work, and never writes over one of its inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from minilucid.serialization import write_text_atomically
+from yolov4.files import check_not_inputs, check_writable
 
 
 def _model_from_args(args: argparse.Namespace):
     """(model, class names) from --weights CKPT or --darknet CFG WEIGHTS."""
+    if getattr(args, "darknet", None) and getattr(args, "weights", None):
+        raise ValueError("give --weights CKPT or --darknet CFG WEIGHTS, not both")
+    if getattr(args, "names", None) and not getattr(args, "darknet", None):
+        raise ValueError("--names is for --darknet; a checkpoint (--weights) carries its own class names")
     if getattr(args, "darknet", None):
         from yolov4.darknet import load_darknet
+        from yolov4.data.formats import read_class_names
 
         cfg, weights = args.darknet
+        names = read_class_names(args.names) if getattr(args, "names", None) else None
         model = load_darknet(cfg, weights).to(args.device).eval()
-        names_file = Path(args.names) if getattr(args, "names", None) else None
-        names = names_file.read_text().split("\n") if names_file else [str(k) for k in range(model.config.num_classes)]
-        return model, [n for n in names if n]
+        classes = model.config.num_classes
+        if names is not None and len(names) != classes:
+            raise ValueError(
+                f"--names {args.names} has {len(names)} class names; the model {cfg} has {classes} classes"
+            )
+        return model, names or [str(k) for k in range(classes)]
     if not getattr(args, "weights", None):
         raise ValueError("give --weights CKPT (a training checkpoint) or --darknet CFG WEIGHTS")
     from yolov4.checkpoint import load_trained
@@ -36,7 +51,7 @@ def _model_from_args(args: argparse.Namespace):
 def resumed_config(checkpoint: str, given: dict):
     """The TrainConfig stored in ``checkpoint`` with the ``given`` settings on top, continuing in
     the checkpoint's folder; a one-line ValueError for given settings that cannot change."""
-    from yolov4.checkpoint import read_checkpoint
+    from yolov4.checkpoint import RUN_KEYS, WEIGHTS_KEYS, read_checkpoint
     from yolov4.train_config import TrainConfig, changes_on_resume, stored_config
 
     if not Path(checkpoint).is_file():
@@ -44,7 +59,7 @@ def resumed_config(checkpoint: str, given: dict):
     folder = Path(checkpoint).parent
     if "out" in given and Path(given["out"]).resolve() != folder.resolve():
         raise ValueError(f"--resume continues in the checkpoint's folder {folder}, not --out {given['out']}")
-    stored = stored_config(read_checkpoint(checkpoint))
+    stored = stored_config(read_checkpoint(checkpoint, (*WEIGHTS_KEYS, *RUN_KEYS)))
     config = TrainConfig(**{**stored, **given, "out": str(folder), "exist_ok": True})
     changes_on_resume(config, stored, checkpoint)  # refused before any data is read
     return config
@@ -80,7 +95,8 @@ def train_command(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"no dataset at {config.data}")
     if config.val is not None and not Path(config.val).exists():
         raise FileNotFoundError(f"no validation set at {config.val}")
-    trainer = Trainer(config, progress=not args.quiet, resuming=bool(args.resume))
+    inputs = (args.config,) if args.config else ()
+    trainer = Trainer(config, progress=not args.quiet, resuming=bool(args.resume), inputs=inputs)
     if args.resume:
         trainer.resume(args.resume)
         print(f"resuming {args.resume} at epoch {trainer.epoch + 1}")
@@ -100,10 +116,22 @@ def print_metrics(metrics: dict) -> None:
         print(f"{'AP ' + name:>14}  {value:.4f}")
 
 
+def eval_outputs(args: argparse.Namespace) -> None:
+    """Check, before any work, that eval can write --out and --plots, and over no input."""
+    outputs = [check_writable(args.out)] if args.out else []
+    if args.plots:
+        outputs += [check_writable(args.plots, folder=True) / name for name in ("pr_curve.png", "confusion_matrix.png")]
+    check_not_inputs(outputs, [args.gt, args.pred, args.weights, *(args.darknet or ()), args.names])
+
+
 def eval_command(args: argparse.Namespace) -> None:
+    eval_outputs(args)
     if args.gt or args.pred:
         if not (args.gt and args.pred):
             raise ValueError("--gt and --pred go together")
+        for_a_model = [f"--{k}" for k in ("data", "split", "weights", "darknet", "names", "plots") if getattr(args, k)]
+        if for_a_model:
+            raise ValueError(f"--gt and --pred score a detections file; {', '.join(for_a_model)} are for a model")
         for path in (args.gt, args.pred):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"no file at {path}")
@@ -130,6 +158,7 @@ def eval_command(args: argparse.Namespace) -> None:
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
     print_metrics(metrics)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(
             args.out,
             json.dumps({k: metrics[k] for k in (*METRIC_KEYS, "per_class", "voc_map50", "voc07_map50")}, indent=2),
@@ -137,10 +166,10 @@ def eval_command(args: argparse.Namespace) -> None:
         print(f"metrics written to {args.out}")
 
 
-def picture_names(images: list[str], out: Path) -> list[str]:
+def picture_names(images: list[str], out: Path, others: tuple = ()) -> list[str]:
     """A distinct ``stem.png`` for each image (``stem_2.png``, ... where stems repeat), none of
-    them the path of an input image."""
-    inputs, used, names = {Path(p).resolve() for p in images}, set(), []
+    them the path of an input image or of the ``other`` inputs."""
+    inputs, used, names = {Path(p).resolve() for p in (*images, *others)}, set(), []
     for path in images:
         stem, number = Path(path).stem, 2
         name = f"{stem}.png"
@@ -158,8 +187,10 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
         raise ValueError(f"predict --data takes a COCO .json (for its image and category ids), not {data}")
     if not Path(data).is_file():
         raise FileNotFoundError(f"no COCO file at {data}")
-    content = json.loads(Path(data).read_text())
-    by_name = {c["name"]: c["id"] for c in content.get("categories", [])}
+    from yolov4.data.formats import coco_content
+
+    content = coco_content(data)
+    by_name = {str(c["name"]): c["id"] for c in content["categories"]}
     if sorted(by_name) != sorted(names):
         raise ValueError(f"the model's classes {names} are not the categories of {data}: {sorted(by_name)}")
     image_ids = []
@@ -167,13 +198,36 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
         parts = Path(path).resolve().parts
         found = [
             i["id"]
-            for i in content.get("images", [])
-            if parts[-len(Path(i["file_name"]).parts) :] == Path(i["file_name"]).parts
+            for i in content["images"]
+            if parts[-len(Path(str(i.get("file_name"))).parts) :] == Path(str(i.get("file_name"))).parts
         ]
         if len(found) != 1:
             raise ValueError(f"{path} is {'not among' if not found else 'more than once in'} the images of {data}")
         image_ids.append(found[0])
     return image_ids, [by_name[n] for n in names]
+
+
+def image_files(arguments: list[str]) -> list[str]:
+    """The image files that predict's arguments name: a file as given, a folder's images (sorted;
+    not those in its subfolders), a glob pattern's images (sorted), for shells that leave it."""
+    from yolov4.data.images import IMAGE_SUFFIXES
+
+    files = []
+    for argument in arguments:
+        if Path(argument).is_dir():
+            found, what = [str(p) for p in Path(argument).iterdir()], f"the folder {argument}"
+        elif not Path(argument).exists() and any(c in argument for c in "*?["):
+            found, what = glob.glob(argument, recursive=True), f"the pattern {argument}"
+        elif not Path(argument).is_file():
+            raise ValueError(f"{argument}: no such image file or folder")
+        else:
+            files.append(argument)
+            continue
+        images = sorted(p for p in found if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+        if not images:
+            raise ValueError(f"no images in {what} (looked for {', '.join(IMAGE_SUFFIXES)} files)")
+        files += images
+    return files
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -182,17 +236,21 @@ def predict_command(args: argparse.Namespace) -> None:
     from yolov4.inference import detect_images
     from yolov4.runs import run_folder
 
-    model, names = _model_from_args(args)
-    if args.data:
-        image_ids, category_ids = coco_ids(args.data, args.images, names)
-    else:
-        image_ids, category_ids = list(range(1, len(args.images) + 1)), list(range(1, len(names) + 1))
+    images = image_files(args.images)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a file; name a folder")
-    out = run_folder(args.out, args.exist_ok)
+    out = check_writable(run_folder(args.out, args.exist_ok), folder=True)
+    inputs = (args.weights, *(args.darknet or ()), args.names, args.data)
+    check_not_inputs([out / "detections.json"], [*images, *inputs])
+    model, names = _model_from_args(args)
+    if args.data:
+        image_ids, category_ids = coco_ids(args.data, images, names)
+    else:
+        image_ids, category_ids = list(range(1, len(images) + 1)), list(range(1, len(names) + 1))
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for path, image_id, picture in zip(args.images, image_ids, picture_names(args.images, out), strict=True):
+    pictures = picture_names(images, out, tuple(p for p in inputs if p))
+    for path, image_id, picture in zip(images, image_ids, pictures, strict=True):
         image = read_image(path)
         found = detect_images(model, [image], args.img, args.conf, args.iou)[0]
         draw_detections(image, found, names).save(out / picture)
@@ -239,8 +297,16 @@ def anchors_command(args: argparse.Namespace) -> None:
 def export_command(args: argparse.Namespace) -> None:
     from yolov4.darknet import save_darknet
 
+    cfg, weights = (check_writable(path) for path in args.darknet_out)
+    if cfg.resolve() == weights.resolve():
+        raise ValueError(f"--darknet names one file, {cfg}, for both the .cfg and the .weights")
+    for path, other in ((cfg, weights), (weights, cfg)):
+        if path.resolve() in other.resolve().parents:
+            raise ValueError(f"--darknet writes {other} into {path}, which it would then write as a file")
+    check_not_inputs([cfg, weights], [args.weights])
     model, _ = _model_from_args(args)
-    cfg, weights = args.darknet_out
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    weights.parent.mkdir(parents=True, exist_ok=True)
     save_darknet(model, cfg, weights, args.img, args.img)
     print(f"wrote {cfg} and {weights}")
 
@@ -261,6 +327,7 @@ def demo_command(args: argparse.Namespace) -> None:
 def partial_command(args: argparse.Namespace) -> None:
     from yolov4.darknet import partial
 
+    check_not_inputs([check_writable(args.out)], [args.cfg, args.weights])
     written = partial(args.cfg, args.weights, args.out, args.layers)
     print(f"wrote {args.out}: the {written} conv layers among the first {args.layers} layers of {args.cfg}, seen 0")
 
@@ -268,16 +335,61 @@ def partial_command(args: argparse.Namespace) -> None:
 def augment_gallery_command(args: argparse.Namespace) -> None:
     from yolov4.data.gallery import augment_gallery
     from yolov4.data.splits import training_set
+    from yolov4.draw import image_format
 
+    image_format(check_writable(args.out))
+    check_not_inputs([args.out], [args.data])
     if args.data and not Path(args.data).exists():
         raise FileNotFoundError(f"no dataset at {args.data}")
     dataset = training_set(args.data) if args.data else None  # the images training would see
+    check_not_inputs([args.out], [path for path, _ in dataset.items] if dataset else [])
     path = augment_gallery(args.out, dataset, seed=args.seed, size=args.size)
     print(f"wrote {path}")
 
 
+def input_size(text: str) -> int:
+    """An --img value: the network's input size, a positive multiple of 32."""
+    size = int(text)
+    if size <= 0 or size % 32:
+        raise argparse.ArgumentTypeError(f"the input size must be a positive multiple of 32, got {text}")
+    return size
+
+
+def fraction(text: str) -> float:
+    """A --conf or --iou value: a threshold in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a threshold between 0 and 1, got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A --seed: a whole number >= 0, as NumPy's generators take."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return value
+
+
+def tile_size(text: str) -> int:
+    """An augment-gallery --size: pixels, enough to show a mosaic's four corners."""
+    from yolov4.data.gallery import MIN_TILE
+
+    size = int(text)
+    if size < MIN_TILE:
+        raise argparse.ArgumentTypeError(f"the tile size must be at least {MIN_TILE} pixels, got {text}")
+    return size
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line as well, pointing at ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"yolov4: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yolov4", description="YOLOv4 built on minilucid (NumPy, or CuPy on a GPU).")
+    parser = Parser(prog="yolov4", description="YOLOv4 built on minilucid (NumPy, or CuPy on a GPU).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def device(p):
@@ -291,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else 10%% of its images held out)",
     )
     p.add_argument("--model", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: small)")
-    p.add_argument("--img", type=int, help="input size, a multiple of 32 (default: 416)")
+    p.add_argument("--img", type=input_size, help="input size, a multiple of 32 (default: 416)")
     p.add_argument("--epochs", type=int, help="epochs (default: 30)")
     p.add_argument("--batch", type=int, help="images per update (default: 8)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default: sgd)")
@@ -305,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output folder, numbered when it exists: runs/train2, ... (default: runs/train)")
     p.add_argument("--exist-ok", action="store_true", help="reuse --out as it is instead of numbering a new one")
-    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed, help="random seed (default: 0)")
     p.add_argument(
         "--weights",
         metavar="PATH",
@@ -330,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", help="the darknet model's class names, one a line, checked against the data's")
     p.add_argument("--gt", help="COCO ground-truth JSON (with --pred)")
     p.add_argument("--pred", help="COCO detections JSON (with --gt)")
-    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
     p.add_argument("--out", metavar="METRICS.json", help="write the metrics here")
     p.add_argument("--plots", metavar="DIR", help="write pr_curve.png and confusion_matrix.png here")
     device(p)
@@ -342,15 +454,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect objects in images: an annotated PNG of each (stem.png, stem_2.png where names repeat; "
         "never over an input) and detections.json (COCO results) in a new folder --out (numbered: runs/predict2, "
         "... where it exists). Its image_id and category_id are those of --data (a COCO .json naming the images and "
-        "the classes), else 1-based positions: of the image in the arguments, of the class in the model's names.",
+        "the classes), else 1-based positions: of the image among the images (a folder's in name order), of the "
+        "class in the model's names.",
     )
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files, folders (their images) or glob patterns ('photos/*.jpg')")
     p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
     p.add_argument("--names", help="class names, one a line (for --darknet; e.g. coco.names)")
-    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
-    p.add_argument("--conf", type=float, default=0.25, help="score threshold (default: %(default)s)")
-    p.add_argument("--iou", type=float, default=0.45, help="NMS threshold (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--conf", type=fraction, default=0.25, help="score threshold (default: %(default)s)")
+    p.add_argument("--iou", type=fraction, default=0.45, help="NMS threshold (default: %(default)s)")
     p.add_argument("--data", metavar="COCO.json", help="take image_id and category_id from this COCO file")
     p.add_argument(
         "--out", default="runs/predict", help="output folder, numbered when it exists (default: %(default)s)"
@@ -371,13 +484,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-n", type=int, help="number of anchors, a multiple of the model's levels (default: the model's own, 9 or 6)"
     )
-    p.add_argument("--img", type=int, default=416, help="input size the anchors are for (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size the anchors are for (default: %(default)s)")
     p.set_defaults(run=anchors_command)
 
     p = commands.add_parser("export", help="write a checkpoint as a darknet .cfg and .weights pair")
     p.add_argument("--weights", metavar="CKPT", required=True, help="a training checkpoint")
     p.add_argument("--darknet", nargs=2, dest="darknet_out", metavar=("OUT.cfg", "OUT.weights"), required=True)
-    p.add_argument("--img", type=int, default=416, help="width and height written in the cfg (default: %(default)s)")
+    p.add_argument(
+        "--img", type=input_size, default=416, help="width and height written in the cfg (default: %(default)s)"
+    )
     p.set_defaults(run=export_command, device="cpu")
 
     p = commands.add_parser(
@@ -397,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="yolov4", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: %(default)s)"
     )
     p.add_argument("--classes", type=int, default=80, help="number of classes (default: %(default)s)")
-    p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
+    p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
     p.set_defaults(run=summary_command)
 
     p = commands.add_parser("demo", help="train on the built-in dataset, evaluate, and draw detections")
@@ -409,22 +524,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("augment-gallery", help="write a PNG of every augmentation with its boxes")
     p.add_argument("--data", help="a dataset (YOLO folder, COCO .json or VOC folder); default: the built-in one")
     p.add_argument("--out", default="augment-gallery.png", help="the PNG to write (default: %(default)s)")
-    p.add_argument("--size", type=int, default=256, help="tile size in pixels (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--size", type=tile_size, default=256, help="tile size in pixels (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(run=augment_gallery_command)
     return parser
+
+
+def report(error: Exception) -> int:
+    """Print ``error`` for the user and return the exit status: one line for a mistake in the
+    input (a check's ValueError, a file the system refused, no GPU, a training run that
+    diverged), the traceback and a request to report it for anything else: a bug in yolov4."""
+    from minilucid.backend import DeviceUnavailableError
+    from yolov4.train import TrainingError
+
+    if isinstance(error, OSError) and error.filename is not None:
+        print(f"yolov4: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+    elif isinstance(error, (ValueError, OSError, DeviceUnavailableError, TrainingError)):
+        print(f"yolov4: error: {error}", file=sys.stderr)
+    else:
+        traceback.print_exception(error)
+        print(
+            "yolov4: internal error: this is a bug in yolov4, not a mistake in your input; please report it "
+            "with the command and the traceback above",
+            file=sys.stderr,
+        )
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
-        print(f"yolov4: error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("yolov4: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        return report(error)
     return 0
 
 

@@ -359,7 +359,7 @@ def partial(
     the cfg's first ``layers`` layers, under a new header whose ``seen`` is 0 (darknet resets
     it, so training from the cut file starts with burn-in). ``yolov4.conv.137`` is
     ``partial("yolov4.cfg", "yolov4.weights", "yolov4.conv.137", 137)``. Returns the number of
-    conv layers written; the file is written atomically."""
+    conv layers written; the file is written atomically (its folder made where missing)."""
     if layers < 1:
         raise ValueError(f"partial: the number of layers to keep must be positive, got {layers}")
     model = load_darknet(cfg_path)
@@ -379,5 +379,6 @@ def partial(
                 )
             blocks.append(arrays[key])
     payload = _file_bytes(blocks, seen=0)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out_path, lambda file: file.write(payload))
     return len(kept)

@@ -59,8 +59,25 @@ def save_grid(pictures: list[Image.Image], path: str | Path, columns: int = 3) -
     sheet = Image.new("RGB", (columns * w, rows * h), (255, 255, 255))
     for k, picture in enumerate(pictures):
         sheet.paste(picture, ((k % columns) * w, (k // columns) * h))
+    return save_picture(sheet, path)
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format that writes ``path``, by its suffix (PNG for .png, JPEG for .jpg, ...);
+    a one-line ValueError for a suffix that no format writes."""
+    suffix = Path(path).suffix.lower()
+    kind = Image.registered_extensions().get(suffix)
+    if kind not in Image.SAVE:
+        raise ValueError(
+            f"{path}: {f'{suffix} is not an image type' if suffix else 'no suffix'}; name a .png or .jpg file"
+        )
+    return kind
+
+
+def save_picture(picture: Image.Image, path: str | Path) -> Path:
+    """Write a Pillow image to ``path`` atomically, in the format its suffix names."""
     path = Path(path)
+    kind = image_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kind = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    write_atomically(path, lambda file: sheet.save(file, format=kind))
+    write_atomically(path, lambda file: picture.save(file, format=kind))
     return path

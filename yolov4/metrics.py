@@ -18,13 +18,14 @@ Detections per image: {"boxes": (K, 4) xyxy, "scores": (K,), "classes": (K,)}.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from yolov4.boxes import intersection, pairwise_iou
+from yolov4.data.formats import coco_bbox, coco_content
+from yolov4.files import read_json
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -249,33 +250,50 @@ def confusion_matrix(
 
 
 def load_coco_pair(gt_json: str | Path, dt_json: str | Path) -> tuple[list[dict], list[dict], list[str]]:
-    """Ground truth and detections from COCO-format files, as per-image dicts, plus class names."""
-    gt_content = json.loads(Path(gt_json).read_text())
-    detections = json.loads(Path(dt_json).read_text())
+    """Ground truth and detections from COCO-format files, as per-image dicts, plus class names.
+    The detections are a list (or an object with one under ``annotations``) of results
+    ``{"image_id", "category_id", "bbox", "score"}``; a malformed file is a one-line ValueError."""
+    gt_content = coco_content(gt_json)
+    detections = read_json(dt_json)
     if isinstance(detections, dict) and "annotations" in detections:
         detections = detections["annotations"]
+    if not isinstance(detections, list):
+        raise ValueError(
+            f"{dt_json}: expected a list of detections [{{image_id, category_id, bbox, score}}, ...], "
+            f"got {type(detections).__name__}"
+        )
     categories = sorted(gt_content["categories"], key=lambda c: c["id"])
     class_of = {c["id"]: k for k, c in enumerate(categories)}
     image_ids = [image["id"] for image in gt_content["images"]]
     index = {image_id: k for k, image_id in enumerate(image_ids)}
     gts = [{"boxes": [], "classes": [], "areas": [], "crowd": []} for _ in image_ids]
     dts = [{"boxes": [], "scores": [], "classes": []} for _ in image_ids]
-    for a in gt_content["annotations"]:
-        x, y, w, h = a["bbox"]
+    for k, a in enumerate(gt_content["annotations"]):
+        x, y, w, h = coco_bbox(f"{gt_json}: annotations[{k}]", a, index, class_of)
         g = gts[index[a["image_id"]]]
         g["boxes"].append([x, y, x + w, y + h])
         g["classes"].append(class_of[a["category_id"]])
-        g["areas"].append(a.get("area", w * h))
+        g["areas"].append(_number(f"{gt_json}: annotations[{k}]: area", a.get("area", w * h)))
         g["crowd"].append(bool(a.get("iscrowd", 0)))
     for k, d in enumerate(detections):
-        if d.get("image_id") not in index or d.get("category_id") not in class_of:
-            raise ValueError(f"{dt_json}: detection {k} names an image or category that {gt_json} does not have")
-        x, y, w, h = d["bbox"]
+        where = f"{dt_json}: detection {k}"
+        if isinstance(d, dict) and not all(isinstance(d.get(k), (int, str)) for k in ("image_id", "category_id")):
+            raise ValueError(f"{where}: image_id and category_id must be ids, got {d!r}")
+        if isinstance(d, dict) and (d.get("image_id") not in index or d.get("category_id") not in class_of):
+            raise ValueError(f"{where} names an image or category that {gt_json} does not have")
+        x, y, w, h = coco_bbox(where, d, index, class_of)
         item = dts[index[d["image_id"]]]
         item["boxes"].append([x, y, x + w, y + h])
-        item["scores"].append(d["score"])
+        item["scores"].append(_number(f"{where}: score", d.get("score")))
         item["classes"].append(class_of[d["category_id"]])
-    return gts, dts, [c["name"] for c in categories]
+    return gts, dts, [str(c["name"]) for c in categories]
+
+
+def _number(where: str, value: Any) -> float:
+    """``value`` where it is a finite number; else a one-line ValueError at ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def coco_metrics_from_files(gt_json: str | Path, dt_json: str | Path) -> dict[str, Any]:

@@ -11,6 +11,10 @@ def run_folder(path: str | Path, exist_ok: bool = False) -> Path:
     path = Path(path)
     if exist_ok or not path.exists():
         return path
+    if not path.name:  # '.', '' or '/': no name to number
+        raise ValueError(
+            f"'{path}' exists and has no name to number; name a new folder, or reuse it with exist_ok (--exist-ok)"
+        )
     number = 2
     while path.with_name(f"{path.name}{number}").exists():
         number += 1

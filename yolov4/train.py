@@ -42,13 +42,14 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.optim import lr_scheduler
 from minilucid.serialization import write_text_atomically
-from yolov4.checkpoint import read_checkpoint
+from yolov4.checkpoint import RUN_KEYS, WEIGHTS_KEYS, load_weights, read_checkpoint
 from yolov4.darknet import conv_layers
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
 from yolov4.ema import EMA
 from yolov4.evaluate import evaluate_model
+from yolov4.files import check_not_inputs, check_writable
 from yolov4.model import YOLO_V4, build_model
 from yolov4.plots import plot_history
 from yolov4.pretrained import load_pretrained
@@ -87,6 +88,10 @@ def decay_groups(model: YOLO_V4, weight_decay: float, decay_on: str) -> list[dic
 TERM_FORMATS = {"loss": ".2f", "box": ".3f", "obj": ".2f", "cls": ".3f", "iou_branch": ".3f"}
 
 
+# What a run writes into its folder (all of it replaced when a new run reuses the folder).
+RUN_FILES = ("last.npz", "best.npz", "log.jsonl", "curves.png", "config.yaml", "splits.txt")
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
@@ -94,18 +99,26 @@ class TrainingError(RuntimeError):
 class Trainer:
     """Trains a model as a TrainConfig says; ``fit()`` runs the epochs (resumable)."""
 
-    def __init__(self, config: TrainConfig, progress: bool = True, resuming: bool = False) -> None:
+    def __init__(
+        self, config: TrainConfig, progress: bool = True, resuming: bool = False, inputs: tuple[str, ...] = ()
+    ) -> None:
         """``resuming``: ``resume`` will load a checkpoint next, so ``config.weights`` (the start
-        of the run that made it) is not read again; the file may be gone by now."""
+        of the run that made it) is not read again; the file may be gone by now. ``inputs``: other
+        files the run was made from (a config file), which it must not write over either."""
         self.config, self.progress = config, progress
         if Path(config.out).exists() and not Path(config.out).is_dir():
             raise ValueError(f"TrainConfig.out = {config.out!r} is a file; name a folder for the run")
+        self.out = check_writable(run_folder(config.out, config.exist_ok), folder=True)  # resume() moves it
+        read = [config.data, config.val, None if resuming else config.weights, *inputs]
+        check_not_inputs([self.out / name for name in RUN_FILES], read)
         backend.check_device(config.device)
         lucid.random.seed(config.seed)
         if config.data is None:
             self.train_set, self.val_set = shapes_dataset("train"), shapes_dataset("val")
         else:
             self.train_set, self.val_set = read_splits(config.data, config.val, config.val_fraction)
+        if not len(self.train_set):
+            raise ValueError(f"the training set has no images: {describe(self.train_set)}")
         print(f"train: {describe(self.train_set)}", flush=True)
         print(f"val: {describe(self.val_set)}", flush=True)
         self.class_names = self.train_set.class_names
@@ -147,7 +160,6 @@ class Trainer:
         branch = self.model.config.has_iou_branch
         self.loss_terms = [key for key in TERM_FORMATS if key != "iou_branch" or branch]  # summed and logged
         self.epoch, self.history = 0, []
-        self.out = run_folder(config.out, config.exist_ok)  # resume() moves it to the checkpoint's
 
     def _optimizer(self):
         c = self.config
@@ -185,15 +197,15 @@ class Trainer:
         Only the settings in ``CHANGEABLE_ON_RESUME`` may differ from the checkpoint's (each
         change is printed); any other difference is a one-line ValueError that lists them.
         Data with the checkpoint's classes in another order is relabelled to its order."""
-        state = read_checkpoint(path)
+        state = read_checkpoint(path, (*WEIGHTS_KEYS, *RUN_KEYS))
         for change in changes_on_resume(self.config, stored_config(state), path):
             print(f"resume: {change}", flush=True)
         names = json.loads(state["class_names"])
         for dataset in (self.train_set, self.val_set):
             dataset.use_class_order(names, f"resume {path}")
         self.class_names = names
-        self.out = Path(path).parent
-        self.model.load_state_dict(state["model"])
+        self.out = check_writable(Path(path).parent, folder=True)
+        load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema and state.get("ema"):

@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from yolov4.config import MODELS, YOLO_V4Config
 from yolov4.data.augment import AugmentConfig
+from yolov4.files import read_json, read_yaml
 
 EXPECTED = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
 
@@ -67,15 +66,7 @@ def read_settings(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no config file at {path}")
-    text = path.read_text()
-    try:
-        content = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValueError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+    content = read_json(path) if path.suffix == ".json" else read_yaml(path)
     if content is None:
         content = {}
     if not isinstance(content, dict):
@@ -158,6 +149,9 @@ class TrainConfig:
                 "backbone or a positive number of layers",
             ),
             "decay_on": (self.decay_on in ("conv", "all"), "conv or all"),
+            "eval_every": (self.eval_every > 0, "a positive number of epochs"),
+            "seed": (self.seed >= 0, "a whole number >= 0"),
+            "conf_thresh": (0 <= self.conf_thresh < 1, "a score threshold in [0, 1)"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:

@@ -19,7 +19,7 @@ def test_unknown_device_is_a_clear_error():
 
 def test_gpu_without_cupy_names_what_is_missing(monkeypatch):
     monkeypatch.setattr(backend, "_gpu_status", lambda: (False, "CuPy is not importable (test)"))
-    with pytest.raises(RuntimeError, match=r"'gpu' was requested but is not available: CuPy is not"):
+    with pytest.raises(backend.DeviceUnavailableError, match=r"'gpu' was requested but is not available: CuPy is"):
         lucid.Tensor([1.0], device="gpu")
     with pytest.raises(RuntimeError, match="CuPy is not importable"):
         lucid.zeros(2, 2).to("gpu")

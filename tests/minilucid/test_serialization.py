@@ -1,3 +1,4 @@
+import errno
 import os
 
 import numpy as np
@@ -71,6 +72,10 @@ def test_files_that_are_not_archives_get_a_clear_error(tmp_path):
         lucid.load(truncated)
     with pytest.raises(FileNotFoundError, match="no such file"):
         lucid.load(tmp_path / "missing.npz")
+    text = tmp_path / "notes.npz"
+    text.write_text("not an archive")
+    with pytest.raises(ValueError, match="is not a valid .npz archive written by save[(][)]: it is not a zip file$"):
+        lucid.load(text)  # NumPy itself would suggest allow_pickle=True here
 
 
 def test_pickled_content_is_refused(tmp_path):
@@ -88,5 +93,27 @@ def test_write_text_atomically_replaces_the_file_whole(tmp_path):
     write_text_atomically(path, "lr: 0.001\nnames: [café]\n")
     assert path.read_text(encoding="utf-8") == "lr: 0.001\nnames: [café]\n"
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temporary left beside it
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError) as missing:
         write_text_atomically(tmp_path / "missing" / "x.txt", "text")
+    assert missing.value.filename == str(tmp_path / "missing" / "x.txt")  # the file asked for, not a temporary
+
+
+def test_a_write_that_fails_names_the_file_asked_for_not_its_temporary(tmp_path):
+    from minilucid.serialization import write_atomically
+
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(NotADirectoryError) as under_a_file:
+        write_atomically(tmp_path / "a_file" / "x.bin", lambda file: file.write(b"x"))
+    assert under_a_file.value.filename == str(tmp_path / "a_file" / "x.bin")
+
+    def disk_full(file):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError, match="No space left on device") as full:
+        write_atomically(tmp_path / "x.bin", disk_full)
+    assert full.value.filename == str(tmp_path / "x.bin")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError) as onto_a_folder:  # the rename onto a folder
+        write_atomically(tmp_path / "folder", lambda file: file.write(b"x"))
+    assert onto_a_folder.value.filename == str(tmp_path / "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "folder"]  # no temporary left

@@ -142,6 +142,15 @@ def test_mosaic_cut_point_is_in_the_middle_sixty_percent():
         assert 20 <= cut_x <= 80 and 20 <= cut_y <= 80
 
 
+@pytest.mark.parametrize("seed", [0, 7, 8])
+def test_mosaic_where_rounding_makes_a_crop_a_hair_wider_than_its_image(seed):
+    """At 416 these seeds cut a corner whose crop, scaled to cover it, comes out 416 + 6e-14
+    pixels wide: the crop starts at 0 instead of failing with numpy's 'high - low < 0'."""
+    samples = [(np.full((3, 416, 416), k / 4, np.float32), np.zeros((0, 5))) for k in range(4)]
+    image, _ = augment.mosaic(samples, np.random.default_rng(seed), (416, 416))
+    assert image.shape == (3, 416, 416)
+
+
 def test_mixup():
     a = scene(RECTS_A[:2], first_colour=0)  # top half
     b = scene([(40, 200, 140, 300), (200, 190, 300, 290)], first_colour=2)  # bottom half

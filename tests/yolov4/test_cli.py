@@ -2,6 +2,7 @@
 
 import fnmatch
 import json
+import os
 import re
 import subprocess
 import sys
@@ -223,10 +224,10 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
 
     made = []
 
-    class Stop(Exception):
+    class Stop(BaseException):  # not an Exception: main() does not turn it into an exit status
         pass
 
-    def record(config, progress=True, resuming=False):
+    def record(config, **options):
         made.append(config.to_dict())
         raise Stop
 
@@ -458,3 +459,362 @@ def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path
     trainer = Trainer(TrainConfig(data=str(more), img=64, batch=4, out=str(tmp_path / "m")), progress=False)
     with pytest.raises(ValueError, match=r"resume .*: the weights' classes \[.*\] are not the data's \[.*'star'\]"):
         trainer.resume(untrained)
+
+
+# ----------------------------------------------------------------------------- unusual input
+
+
+def one_line_error(argv, capsys) -> str:
+    """What main() says to ``argv``: exit status 1 and one line, ``yolov4: error: ...``, no traceback."""
+    capsys.readouterr()
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("yolov4: error: ") and error.count("\n") == 1, error
+    return error.removeprefix("yolov4: error: ").strip()
+
+
+def usage_error(argv, capsys) -> str:
+    """What argparse says to ``argv``: exit status 2 and one line as well."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and error.startswith("yolov4: error: ") and error.count("\n") == 1, error
+    return error.removeprefix("yolov4: error: ").strip()
+
+
+@pytest.fixture(scope="module")
+def darknet_pair(untrained, tmp_path_factory):
+    """The untrained checkpoint (3 classes) as a darknet .cfg and .weights pair."""
+    from yolov4.checkpoint import load_trained
+    from yolov4.darknet import save_darknet
+
+    folder = tmp_path_factory.mktemp("darknet")
+    save_darknet(load_trained(untrained)[0], folder / "m.cfg", folder / "m.weights", 64, 64)
+    return folder / "m.cfg", folder / "m.weights"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("names:\n\t- circle\n", "data.yaml: invalid YAML at line 4, column 1: found character '\\t'"),
+        ("names: [circle, square\n", "data.yaml: invalid YAML at line 4, column 1: expected ',' or ']'"),
+        ("nc: 3\nnames: [circle, square]\n", "data.yaml: nc is 3 but there are 2 class names"),
+        ("names: {0: circle, 2: triangle}\n", "data.yaml: 'names' maps the class ids 0, 2; expected each of 0 to 1"),
+    ],
+)
+def test_a_data_yaml_mistake_is_one_line_for_every_command_that_reads_it(text, message, tiny_dataset, tmp_path, capsys):
+    """Invalid YAML used to escape as yaml's ScannerError; a wrong nc or a gap in the ids trained on."""
+    import shutil
+
+    data = shutil.copytree(tiny_dataset, tmp_path / "data")
+    (data / "data.yaml").write_text(f"train: images/train\nval: images/val\n{text}")
+    for argv in (
+        ["train", "--data", str(data), "--img", "64", "--out", str(tmp_path / "run")],
+        ["anchors", "--data", str(data)],
+        ["augment-gallery", "--data", str(data), "--out", str(tmp_path / "g.png")],
+    ):
+        assert message in one_line_error(argv, capsys)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "g.png").exists()
+
+
+def test_a_coco_training_file_of_another_shape_is_one_line(tiny_dataset, tmp_path, capsys):
+    """A top-level list was an AttributeError; "images": [] trained on nothing and wrote last.npz."""
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    train = ["train", "--img", "64", "--epochs", "1", "--out", str(tmp_path / "run"), "--data"]
+    assert one_line_error([*train, str(listed)], capsys) == (
+        f"{listed}: expected a COCO object with images, annotations and categories, got list"
+    )
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    assert one_line_error([*train, str(empty)], capsys) == f"{empty}: no images (its 'images' list is empty)"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("names,count", [(["circle", "square"], 2), ([*CLASS_NAMES, "star"], 4)])
+def test_darknet_names_must_be_as_many_as_the_models_classes(
+    names, count, darknet_pair, tiny_dataset, tmp_path, capsys
+):
+    """Fewer names were an IndexError while drawing; more were used without a word."""
+    (tmp_path / "my.names").write_text("\n".join(names) + "\n")
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    argv = ["predict", image, "--darknet", *map(str, darknet_pair), "--img", "64", "--conf", "0"]
+    said = one_line_error([*argv, "--names", str(tmp_path / "my.names"), "--out", str(tmp_path / "p")], capsys)
+    assert said == f"--names {tmp_path / 'my.names'} has {count} class names; the model {darknet_pair[0]} has 3 classes"
+    assert not (tmp_path / "p").exists()
+    (tmp_path / "my.names").write_text("\ufeff" + "\n".join(CLASS_NAMES) + "\n", encoding="utf-8")  # as Notepad saves
+    assert main([*argv, "--names", str(tmp_path / "my.names"), "--out", str(tmp_path / "p")]) == 0
+
+
+def test_eval_of_a_detections_file_of_another_shape_is_one_line(tmp_path, capsys):
+    from yolov4.data.formats import coco_dict
+
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_text(json.dumps(coco_dict([("0.png", (64, 64), np.array([[0, 32.0, 32.0, 10.0, 10.0]]))], CLASS_NAMES)))
+    pred.write_text(json.dumps({"image_id": 1, "category_id": 1, "bbox": [27, 27, 10, 10], "score": 0.9}))
+    said = one_line_error(["eval", "--gt", str(gt), "--pred", str(pred)], capsys)
+    assert said == f"{pred}: expected a list of detections [{{image_id, category_id, bbox, score}}, ...], got dict"
+    pred.write_text(json.dumps([json.loads(pred.read_text())]))
+    said = one_line_error(["eval", "--gt", str(gt), "--pred", str(pred), "--weights", "x.npz"], capsys)
+    assert said == "--gt and --pred score a detections file; --weights are for a model"
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred)]) == 0
+
+
+def test_no_command_writes_under_a_file_or_gets_far_before_it_says_so(
+    untrained, darknet_pair, tiny_dataset, tmp_path, capsys
+):
+    """A path under a regular file (NotADirectoryError) was a traceback after the work: for train
+    after the data was read and the model built, for export naming a hidden .tmp file."""
+    (tmp_path / "notes.txt").write_text("mine")
+    under = tmp_path / "notes.txt" / "x"
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    cfg, weights = map(str, darknet_pair)
+    for argv in (
+        ["train", "--data", str(tiny_dataset), "--img", "64", "--out", str(under)],
+        ["predict", image, "--weights", str(untrained), "--img", "64", "--out", str(under)],
+        ["export", "--weights", str(untrained), "--darknet", str(under / "m.cfg"), str(under / "m.weights")],
+        ["partial", cfg, weights, str(under / "m.conv"), "3"],
+        [
+            "eval",
+            "--data",
+            str(tiny_dataset),
+            "--weights",
+            str(untrained),
+            "--img",
+            "64",
+            "--out",
+            str(under / "m.json"),
+        ],
+        ["eval", "--data", str(tiny_dataset), "--weights", str(untrained), "--img", "64", "--plots", str(under)],
+        ["augment-gallery", "--data", str(tiny_dataset), "--out", str(under / "g.png")],
+    ):
+        said = one_line_error(argv, capsys)
+        assert said.startswith(f"cannot write {under}") and said.endswith(
+            f"{tmp_path / 'notes.txt'} is a file, not a folder"
+        )
+    assert "train:" not in capsys.readouterr().out  # refused before the data was read
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write in a read-only folder")
+def test_a_read_only_folder_is_refused_before_the_work(tiny_dataset, tmp_path, capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        said = one_line_error(
+            ["train", "--data", str(tiny_dataset), "--img", "64", "--out", str(folder / "run")], capsys
+        )
+    finally:
+        folder.chmod(0o755)
+    assert said == f"cannot write {folder / 'run'}: no permission to write in {folder}"
+
+
+def test_no_command_writes_over_one_of_its_inputs(untrained, darknet_pair, tiny_dataset, tmp_path, capsys):
+    """export --darknet over its own --weights wrote cfg text into the checkpoint; partial over
+    its WEIGHTS replaced the full weights with the cut."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint = str(shutil.copy(untrained, run / "last.npz"))
+    cfg, weights = (str(shutil.copy(p, tmp_path / p.name)) for p in darknet_pair)
+    kept = {path: Path(path).read_bytes() for path in (checkpoint, cfg, weights)}
+    said = one_line_error(
+        ["export", "--weights", checkpoint, "--darknet", checkpoint, str(tmp_path / "x.weights")], capsys
+    )
+    assert said == f"{checkpoint} would overwrite the input {checkpoint}; write it elsewhere"
+    said = one_line_error(
+        ["export", "--weights", checkpoint, "--darknet", str(tmp_path / "x"), str(tmp_path / "x")], capsys
+    )
+    assert said == f"--darknet names one file, {tmp_path / 'x'}, for both the .cfg and the .weights"
+    said = one_line_error(
+        ["export", "--weights", checkpoint, "--darknet", str(tmp_path / "e" / "m.cfg"), str(tmp_path / "e")], capsys
+    )
+    assert (
+        said
+        == f"--darknet writes {tmp_path / 'e' / 'm.cfg'} into {tmp_path / 'e'}, which it would then write as a file"
+    )
+    assert not (tmp_path / "e").exists()
+    assert one_line_error(["partial", cfg, weights, weights, "3"], capsys) == (
+        f"{weights} would overwrite the input {weights}; write it elsewhere"
+    )
+    assert "would overwrite the input" in one_line_error(["partial", cfg, weights, cfg, "3"], capsys)
+    train = ["train", "--data", str(tiny_dataset), "--img", "64", "--out", str(run), "--exist-ok"]
+    assert one_line_error([*train, "--weights", checkpoint], capsys) == (
+        f"{run / 'last.npz'} would overwrite the input {checkpoint}; write it elsewhere"
+    )
+    (run / "config.yaml").write_text("epochs: 1\n")
+    assert "config.yaml would overwrite the input" in one_line_error(
+        [*train, "--config", str(run / "config.yaml")], capsys
+    )
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    (tmp_path / "pred.json").write_text("[]")
+    said = one_line_error(["eval", "--gt", str(gt), "--pred", str(tmp_path / "pred.json"), "--out", str(gt)], capsys)
+    assert said == f"{gt} would overwrite the input {gt}; write it elsewhere"
+    image = sorted((tiny_dataset / "images" / "train").glob("*.png"))[0]
+    said = one_line_error(["augment-gallery", "--data", str(tiny_dataset), "--out", str(image)], capsys)
+    assert said == f"{image} would overwrite the input {image}; write it elsewhere"
+    assert all(Path(path).read_bytes() == content for path, content in kept.items())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train"],
+        ["eval"],
+        ["predict", "x.png"],
+        ["anchors", "--data", "x"],
+        ["export", "--weights", "x.npz", "--darknet", "a.cfg", "a.weights"],
+        ["summary"],
+    ],
+)
+@pytest.mark.parametrize("size", ["0", "-32", "100"])
+def test_every_input_size_is_a_positive_multiple_of_32(argv, size, capsys):
+    """--img 0 reached the first convolution: 'input (1, 3, 0, 0) is smaller than the kernel'."""
+    said = usage_error([*argv, "--img", size], capsys)
+    assert (
+        said
+        == f"argument --img: the input size must be a positive multiple of 32, got {size} (see yolov4 {argv[0]} --help)"
+    )
+
+
+def test_every_command_that_takes_img_checks_it():
+    from yolov4.__main__ import build_parser, input_size
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    with_img = {name for name, p in commands.items() for a in p._actions if a.dest == "img"}
+    assert with_img == {"train", "eval", "predict", "anchors", "export", "summary"}
+    assert all(a.type is input_size for p in commands.values() for a in p._actions if a.dest == "img")
+
+
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--conf", "1.5", "argument --conf: expected a threshold between 0 and 1, got 1.5"),
+        ("--iou", "-0.1", "argument --iou: expected a threshold between 0 and 1, got -0.1"),
+    ],
+)
+def test_predict_thresholds_are_between_0_and_1(option, value, message, capsys):
+    """--iou -0.1 was accepted and changed the result; --conf 1.5 found nothing without a word."""
+    assert usage_error(["predict", "x.png", option, value], capsys) == f"{message} (see yolov4 predict --help)"
+
+
+def test_predict_takes_a_folder_or_a_pattern(untrained, tiny_dataset, tmp_path, capsys):
+    """A folder was 'image file not found'; a pattern that the shell did not expand (Windows) too."""
+    folder = tiny_dataset / "images" / "val"
+    common = ["--weights", str(untrained), "--img", "64", "--conf", "0"]
+    assert main(["predict", str(folder), *common, "--out", str(tmp_path / "a")]) == 0
+    said = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()[:-1]]
+    assert said == [str(p) for p in sorted(folder.glob("*.png"))]
+    assert main(["predict", str(folder / "[12].png"), *common, "--out", str(tmp_path / "b")]) == 0
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["1.png", "2.png", "detections.json"]
+    (tmp_path / "empty").mkdir()
+    assert one_line_error(["predict", str(tmp_path / "empty"), *common], capsys).startswith(
+        f"no images in the folder {tmp_path / 'empty'} (looked for .jpg, .jpeg, .png"
+    )
+    assert one_line_error(["predict", str(tmp_path / "none.png"), *common], capsys) == (
+        f"{tmp_path / 'none.png'}: no such image file or folder"
+    )
+
+
+def test_export_into_a_missing_folder_makes_it(untrained, tmp_path, capsys):
+    """It used to fail naming a hidden .xxxx.tmp file."""
+    cfg, weights = tmp_path / "new" / "m.cfg", tmp_path / "new" / "m.weights"
+    assert main(["export", "--weights", str(untrained), "--darknet", str(cfg), str(weights), "--img", "64"]) == 0
+    assert load_darknet(cfg, weights).config.num_classes == 3
+
+
+def test_augment_gallery_takes_an_image_file_of_a_size_it_can_draw(tmp_path, capsys):
+    """--out naming a folder said 'unknown file extension:'; --size 0 divided by zero."""
+    assert one_line_error(["augment-gallery", "--out", str(tmp_path)], capsys) == f"{tmp_path} is a folder; name a file"
+    assert one_line_error(["augment-gallery", "--out", str(tmp_path / "g.txt")], capsys) == (
+        f"{tmp_path / 'g.txt'}: .txt is not an image type; name a .png or .jpg file"
+    )
+    for size in ("0", "8"):
+        said = usage_error(["augment-gallery", "--size", size], capsys)
+        assert said.startswith(f"argument --size: the tile size must be at least 16 pixels, got {size} (see ")
+    assert main(["augment-gallery", "--size", "16", "--out", str(tmp_path / "g.jpg")]) == 0
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_one_line(untrained, tiny_dataset, tmp_path, capsys):
+    """load_state_dict's KeyError was caught as a user error only by catching every KeyError; a
+    setting of a newer version and a missing entry were a TypeError and a KeyError."""
+    import minilucid as lucid
+    from yolov4.checkpoint import read_checkpoint
+
+    state = read_checkpoint(untrained)
+    del state["model"]["head.0.output.conv.weight"]
+    lucid.save(state, tmp_path / "old.npz")
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    said = one_line_error(
+        ["predict", image, "--weights", str(tmp_path / "old.npz"), "--out", str(tmp_path / "p")], capsys
+    )
+    assert said.startswith(f"{tmp_path / 'old.npz'}: its weights do not fit its model (load_state_dict: missing keys")
+    state = read_checkpoint(untrained)
+    state["model_config"] = json.dumps({**json.loads(state["model_config"]), "wings": 2})
+    lucid.save(state, tmp_path / "newer.npz")
+    said = one_line_error(["predict", image, "--weights", str(tmp_path / "newer.npz")], capsys)
+    assert said == f"{tmp_path / 'newer.npz'}: its model has settings this version of yolov4 does not know: ['wings']"
+    del state["train_config"], state["optimizer"]
+    lucid.save(state, tmp_path / "bare.npz")
+    assert one_line_error(["train", "--resume", str(tmp_path / "bare.npz")], capsys) == (
+        f"{tmp_path / 'bare.npz'}: not a yolov4 training checkpoint (no train_config, optimizer)"
+    )
+
+
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
+    """Only a mistake in the input is one line; a bug in yolov4 is not hidden as one."""
+    import yolov4.__main__
+
+    def broken(args):
+        return {}["no such key"]
+
+    monkeypatch.setattr(yolov4.__main__, "summary_command", broken)
+    assert main(["summary"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("Traceback (most recent call last):") and "KeyError: 'no such key'" in error
+    assert error.strip().splitlines()[-1].startswith("yolov4: internal error: this is a bug in yolov4")
+
+
+def test_a_file_the_system_refuses_is_one_line_naming_it(monkeypatch, capsys):
+    import errno
+
+    import yolov4.__main__
+
+    def full(args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/runs/last.npz")
+
+    monkeypatch.setattr(yolov4.__main__, "summary_command", full)
+    assert one_line_error(["summary"], capsys) == "/data/runs/last.npz: No space left on device"
+
+
+def test_a_model_is_given_one_way_and_names_only_with_darknet(untrained, darknet_pair, tmp_path, capsys):
+    """--darknet beside --weights won silently; --names beside a checkpoint was ignored."""
+    (tmp_path / "my.names").write_text("\n".join(CLASS_NAMES) + "\n")
+    both = ["eval", "--data", str(tmp_path), "--weights", str(untrained), "--darknet", *map(str, darknet_pair)]
+    assert one_line_error(both, capsys) == "give --weights CKPT or --darknet CFG WEIGHTS, not both"
+    named = ["eval", "--data", str(tmp_path), "--weights", str(untrained), "--names", str(tmp_path / "my.names")]
+    assert one_line_error(named, capsys) == (
+        "--names is for --darknet; a checkpoint (--weights) carries its own class names"
+    )
+
+
+def test_an_output_folder_without_a_name_is_not_numbered(untrained, tiny_dataset, tmp_path, monkeypatch, capsys):
+    """--out '' or '.' said "PosixPath('.') has an empty name"; with --exist-ok it writes there."""
+    monkeypatch.chdir(tmp_path)
+    image = str(sorted((tiny_dataset / "images" / "val").glob("*.png"))[0])
+    for out in ("", "."):
+        said = one_line_error(["predict", image, "--weights", str(untrained), "--img", "64", "--out", out], capsys)
+        assert said == "'.' exists and has no name to number; name a new folder, or reuse it with exist_ok (--exist-ok)"
+    assert main(["predict", image, "--weights", str(untrained), "--img", "64", "--out", ".", "--exist-ok"]) == 0
+    assert (tmp_path / "detections.json").is_file()
+
+
+@pytest.mark.parametrize("command", [["train"], ["augment-gallery"]])
+def test_a_seed_is_a_whole_number_of_at_least_0(command, capsys):
+    """NumPy's generators said only 'expected non-negative integer'."""
+    said = usage_error([*command, "--seed", "-1"], capsys)
+    assert said == f"argument --seed: expected a whole number >= 0, got -1 (see yolov4 {command[0]} --help)"

@@ -262,3 +262,109 @@ def test_builtin_dataset_is_deterministic_and_has_what_training_needs(tmp_path):
                 h = min(corners[i, 3], corners[j, 3]) - max(corners[i, 1], corners[j, 1])
                 overlapping += w > 0 and h > 0
     assert overlapping > 0  # partial occlusion happens
+
+
+BOM = "\ufeff"  # what Notepad and other Windows editors write at the start of a UTF-8 file
+
+
+def test_files_that_begin_with_a_byte_order_mark_read_as_without(tmp_path):
+    root = write_yolo(samples(2), tmp_path / "yolo", NAMES)
+    plain = read_yolo(root)
+    label = root / "labels" / "img0.txt"
+    label.write_text(BOM + label.read_text(), encoding="utf-8")
+    (root / "data.yaml").write_text(BOM + (root / "data.yaml").read_text(), encoding="utf-8")
+    with_bom = read_yolo(root)
+    assert with_bom.class_names == NAMES
+    for (_, ours), (_, theirs) in zip(with_bom.items, plain.items, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    (root / "data.yaml").unlink()
+    (root / "obj.names").write_text(BOM + "\n".join(NAMES) + "\n", encoding="utf-8")
+    assert read_yolo(root).class_names == NAMES
+    coco = write_coco(samples(2), tmp_path / "coco" / "a.json", NAMES)
+    coco.write_text(BOM + coco.read_text(), encoding="utf-8")
+    assert read_coco(coco).class_names == NAMES
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("names:\n\t- circle\n", r"data.yaml: invalid YAML at line 2, column 1: found character '\\t'"),
+        ("names: [circle, square\n", r"data.yaml: invalid YAML at line 2, column 1: expected ',' or ']'"),
+        ("nc: 3\nnames: [circle, square]\n", r"data.yaml: nc is 3 but there are 2 class names \['circle', 'square'\]"),
+        ("names: {0: circle, 2: triangle}\n", r"data.yaml: 'names' maps the class ids 0, 2; expected each of 0 to 1"),
+        ("names: {0: circle, one: square}\n", r"'names' maps the class ids 0, one; expected each of 0 to 1 once"),
+        ("names: [circle, circle, square]\n", r"the class names \['circle'\] are given more than once"),
+        ("names:\n- circle\n-\n- square\n", r"data.yaml: class 1 has no name \(got None\)"),
+        ("names: [circle, '', square]\n", r"data.yaml: class 1 has no name \(got ''\)"),
+    ],
+)
+def test_a_data_yaml_that_is_not_a_list_of_names_is_a_one_line_error(text, message, tmp_path):
+    """Not silently the wrong classes: nc that disagrees, ids with a gap (names: {0: a, 2: c}
+    used to become ['a', 'c'], so class 1 trained as 'c'), a name twice or none."""
+    root = write_yolo(samples(1), tmp_path, NAMES)
+    (root / "data.yaml").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_yolo(root)
+
+
+def test_names_by_id_and_the_counts_that_agree(tmp_path):
+    root = write_yolo(samples(1), tmp_path, NAMES)
+    (root / "data.yaml").write_text("nc: 3\nnames: {2: triangle, 0: circle, '1': square}\n")
+    assert read_yolo(root).class_names == NAMES
+    (root / "data.yaml").unlink()
+    (root / "classes.txt").write_text("\n".join(NAMES) + "\n")
+    (root / "obj.data").write_text("classes = 2\nnames = classes.txt\n")
+    with pytest.raises(ValueError, match=r"obj.data: classes is '2' but there are 3 class names"):
+        read_yolo(root / "obj.data")
+    (root / "obj.data").write_text("classes = 3\nnames = classes.txt\n")
+    assert read_yolo(root / "obj.data").class_names == NAMES
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda c: [c], r"a.json: expected a COCO object with images, annotations and categories, got list"),
+        (lambda c: {**c, "images": []}, r"a.json: no images \(its 'images' list is empty\)"),
+        (lambda c: {**c, "categories": []}, r"a.json: no categories"),
+        (lambda c: {**c, "images": c["images"] * 2}, r"a.json: the images ids \[1\] are given more than once"),
+        (lambda c: {**c, "categories": [{"name": "circle"}]}, r"categories\[0\] needs an integer id and a name"),
+        (lambda c: {**c, "categories": [{"id": "1", "name": "x"}]}, r"categories\[0\] needs an integer id"),
+        (lambda c: {**c, "images": [7]}, r"images\[0\] needs an id \(a number or a string\), got 7"),
+        (lambda c: {**c, "annotations": [[1, 2]]}, r"annotations\[0\]: expected an object with image_id"),
+        (
+            lambda c: {**c, "annotations": [{**c["annotations"][0], "image_id": [1]}]},
+            r"annotations\[0\]: image_id \[1\] is not in 'images'",
+        ),
+        (
+            lambda c: {**c, "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "a"}]},
+            r"the class names \['a'\] are given more than once",
+        ),
+        (
+            lambda c: {**c, "annotations": [{**c["annotations"][0], "bbox": ["1", 2, 3, 4]}]},
+            r"annotations\[0\]: bbox must be four numbers",
+        ),
+    ],
+)
+def test_a_coco_json_of_another_shape_is_a_one_line_error(change, message, tmp_path):
+    """A top-level list used to be an AttributeError; "images": [] trained on nothing."""
+    path = write_coco(samples(1), tmp_path / "a.json", NAMES)
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    with pytest.raises(ValueError, match=message):
+        read_coco(path)
+
+
+def test_text_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    root = write_yolo(samples(1), tmp_path, NAMES)
+    (root / "labels" / "img0.txt").write_bytes(b"0 0.5 0.5 0.1 0.1 \xe9\n")
+    with pytest.raises(ValueError, match=r"img0.txt: not UTF-8 text \(byte 18 is 0xe9\)"):
+        read_yolo(root)
+
+
+def test_a_data_yaml_path_that_is_not_a_folder_name_and_a_file_that_is_not_a_dataset(tmp_path):
+    root = write_yolo(samples(1), tmp_path, NAMES, "train")
+    (root / "data.yaml").write_text(f"path: 5\ntrain: images/train\nnames: {NAMES}\n")
+    with pytest.raises(ValueError, match=r"data.yaml: 'path' must be a folder, got 5"):
+        read_yolo(root, "train")
+    image = root / "images" / "train" / "img0.png"
+    with pytest.raises(ValueError, match=r"img0.png: not a dataset; give its folder, its data.yaml or .data file"):
+        read_dataset(image)

@@ -122,3 +122,39 @@ def test_confusion_matrix_counts_hits_confusions_misses_and_false_alarms():
     matrix = confusion_matrix(truths, found, num_classes=2)
     # rows: true class 0, 1, nothing; columns: predicted 0, 1, missed
     np.testing.assert_array_equal(matrix, [[1, 0, 0], [1, 0, 1], [0, 1, 0]])
+
+
+@pytest.mark.parametrize(
+    "detections,message",
+    [
+        (
+            {"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5},
+            r"dt.json: expected a list of detections",
+        ),
+        ([{"image_id": 1, "category_id": 10, "bbox": [0, 0, 5]}], r"dt.json: detection 0: bbox must be \[x, y, w, h\]"),
+        ([{"image_id": 1, "category_id": 10, "bbox": [0, 0, 5, 5]}], r"dt.json: detection 0: score must be a finite"),
+        ([{"image_id": 9, "category_id": 10, "bbox": [0, 0, 5, 5]}], r"detection 0 names an image or category that"),
+        (["not a detection"], r"dt.json: detection 0: expected an object with image_id, category_id and bbox"),
+        ([{"image_id": [1], "category_id": 10}], r"dt.json: detection 0: image_id and category_id must be ids"),
+    ],
+)
+def test_a_detections_file_of_another_shape_is_a_one_line_error(detections, message, tmp_path):
+    """A JSON object instead of a list used to be an AttributeError, a missing key a bare KeyError."""
+    gt, _ = random_set(0, images=2)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(detections))
+    with pytest.raises(ValueError, match=message):
+        coco_metrics_from_files(tmp_path / "gt.json", tmp_path / "dt.json")
+
+
+def test_a_ground_truth_file_of_another_shape_is_a_one_line_error(tmp_path):
+    gt, dt = random_set(0, images=2)
+    (tmp_path / "dt.json").write_text(json.dumps(dt))
+    for content, message in [
+        (gt["images"], r"gt.json: expected a COCO object with images, annotations and categories, got list"),
+        ({**gt, "categories": None}, r"gt.json: expected a list under 'categories'"),
+        ({**gt, "annotations": [{**gt["annotations"][0], "image_id": 99}]}, r"annotations\[0\]: image_id 99 is not"),
+    ]:
+        (tmp_path / "gt.json").write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=message):
+            coco_metrics_from_files(tmp_path / "gt.json", tmp_path / "dt.json")

@@ -203,6 +203,14 @@ def test_config_from_yaml_and_json(tmp_path):
         TrainConfig(img=100)
 
 
+def test_a_config_file_from_a_windows_editor_reads(tmp_path):
+    """Notepad starts a UTF-8 file with a byte-order mark; it is not part of the first key."""
+    (tmp_path / "c.yaml").write_text("\ufeffepochs: 3\n", encoding="utf-8")
+    (tmp_path / "c.json").write_text('\ufeff{"epochs": 4}', encoding="utf-8")
+    assert TrainConfig.from_file(tmp_path / "c.yaml").epochs == 3
+    assert TrainConfig.from_file(tmp_path / "c.json").epochs == 4
+
+
 def test_config_values_take_their_field_types(tmp_path):
     """YAML reads 1e-3 as a string and JSON may write 416.0; both mean the number."""
     (tmp_path / "c.yaml").write_text(
@@ -255,6 +263,33 @@ def test_weight_decay_falls_on_convolution_weights_only_by_default(decay_on, tin
 def test_decay_on_is_checked():
     with pytest.raises(ValueError, match=r"TrainConfig.decay_on = 'bn' is invalid: expected conv or all"):
         TrainConfig(decay_on="bn")
+
+
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ({"eval_every": 0}, "TrainConfig.eval_every = 0 is invalid: expected a positive number of epochs"),
+        ({"conf_thresh": 1.5}, r"TrainConfig.conf_thresh = 1.5 is invalid: expected a score threshold in \[0, 1\)"),
+        ({"seed": -1}, r"TrainConfig.seed = -1 is invalid: expected a whole number >= 0"),
+    ],
+)
+def test_evaluation_settings_are_checked(setting, message):
+    """eval_every 0 divided by zero after the first epoch; conf_thresh 1.5 scored every epoch 0."""
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**setting)
+
+
+def test_a_training_set_without_images_is_refused_before_the_model_is_built(tmp_path, monkeypatch):
+    """Whatever reader let it through: an empty training set trained on nothing, exited 0 and
+    wrote last.npz and best.npz with loss 0.0."""
+    import yolov4.train
+    from yolov4.data.formats import DetectionDataset
+
+    empty = DetectionDataset([], ["a"], "nowhere")
+    monkeypatch.setattr(yolov4.train, "read_splits", lambda *args: (empty, empty))
+    with pytest.raises(ValueError, match="the training set has no images: 0 images from nowhere"):
+        Trainer(TrainConfig(data=str(tmp_path), out=str(tmp_path / "run")), progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_checkpoint_from_before_the_rename_keeps_its_label_smoothing():

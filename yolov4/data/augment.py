@@ -185,8 +185,8 @@ def mosaic(
         rw, rh = x2 - x1, y2 - y1
         _, h, w = image.shape
         scale = max(rw / w, rh / h)  # cover the region
-        crop_w, crop_h = rw / scale, rh / scale
-        left, top = rng.uniform(0, w - crop_w), rng.uniform(0, h - crop_h)
+        crop_w, crop_h = rw / scale, rh / scale  # one of them the whole side, give or take a rounding
+        left, top = rng.uniform(0, max(w - crop_w, 0)), rng.uniform(0, max(h - crop_h, 0))
         piece, moved = crop_resize(image, boxes, (left, top, left + crop_w, top + crop_h), (rh, rw))
         canvas[:, y1:y2, x1:x2] = piece
         all_boxes.append(affine_labels(moved, 1, 1, x1, y1))

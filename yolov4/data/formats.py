@@ -32,6 +32,7 @@ from minilucid.data import Dataset
 from minilucid.serialization import write_text_atomically
 from yolov4.boxes import labels_to_xywh, labels_to_xyxy
 from yolov4.data.images import IMAGE_SUFFIXES, image_size, read_image, write_image
+from yolov4.files import read_json, read_text, read_yaml
 
 COORDINATE_TOLERANCE = 1e-6  # normalized YOLO coordinates may exceed [0, 1] by this much
 PIXEL_TOLERANCE = 1.0  # COCO and VOC boxes may overhang their image by this many pixels
@@ -100,29 +101,64 @@ def check_pixel_box(
 
 
 def read_class_names(path: str | Path) -> list[str]:
-    """Class names from a data.yaml, a .names file, or a darknet .data file."""
+    """Class names from a data.yaml, a .names file, or a darknet .data file; a one-line
+    ValueError where they are missing, empty, repeated, or not as many as the file's count
+    (data.yaml's ``nc``, the .data's ``classes``)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: class-name file not found")
     if path.suffix in (".yaml", ".yml"):
-        content = yaml.safe_load(path.read_text()) or {}
+        content = read_yaml(path) or {}
         names = content.get("names") if isinstance(content, dict) else None
         if isinstance(names, dict):
-            names = [names[k] for k in sorted(names, key=int)]
+            names = _names_by_id(path, names)
         if not isinstance(names, list) or not names:
             raise ValueError(f"{path}: expected a 'names' list (or an index -> name mapping)")
-        return [str(n) for n in names]
+        return _checked_names(path, names, content.get("nc"), "nc")
     if path.suffix == ".data":
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "names":
-                target = Path(value.strip())
-                return read_class_names(target if target.is_absolute() else path.parent / target)
-        raise ValueError(f"{path}: no 'names = ...' line in this darknet .data file")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        settings = dict(line.partition("=")[::2] for line in read_text(path).splitlines())
+        settings = {key.strip(): value.strip() for key, value in settings.items()}
+        if not settings.get("names"):
+            raise ValueError(f"{path}: no 'names = ...' line in this darknet .data file")
+        target = Path(settings["names"])
+        names = read_class_names(target if target.is_absolute() else path.parent / target)
+        return _checked_names(path, names, settings.get("classes"), "classes")
+    names = [line.strip() for line in read_text(path).splitlines() if line.strip()]
     if not names:
         raise ValueError(f"{path}: no class names in this file")
+    return _checked_names(path, names)
+
+
+def _names_by_id(path: Path, names: dict) -> list:
+    """The names of a data.yaml's ``{id: name}`` mapping in id order; its ids must be 0..N-1."""
+    ids = sorted((int(k) for k in names if str(k).isdigit()), key=int)
+    if len(set(ids)) != len(names) or ids != list(range(len(names))):
+        given = ", ".join(map(str, names))
+        raise ValueError(f"{path}: 'names' maps the class ids {given}; expected each of 0 to {len(names) - 1} once")
+    return [value for _, value in sorted((int(k), v) for k, v in names.items())]
+
+
+def _checked_names(path: Path, names: list, count: Any = None, count_key: str = "") -> list[str]:
+    """``names`` as strings, each given and none twice, and as many as ``count`` where the
+    file gives one (under ``count_key``)."""
+    for index, name in enumerate(names):
+        if name is None or isinstance(name, (list, dict)) or not str(name).strip():
+            raise ValueError(f"{path}: class {index} has no name (got {name!r})")
+    names = [str(n) for n in names]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the class names {repeated} are given more than once; each class needs its own")
+    if count is not None and not _is_number(count, len(names)):
+        raise ValueError(f"{path}: {count_key} is {count!r} but there are {len(names)} class names {names}")
     return names
+
+
+def _is_number(value: Any, number: int) -> bool:
+    """Whether ``value`` (a YAML or text value) is ``number``."""
+    try:
+        return not isinstance(value, bool) and float(value) == number
+    except (TypeError, ValueError):
+        return False
 
 
 def _names_file(root: Path) -> Path | None:
@@ -187,10 +223,12 @@ def _darknet_file(path: Path) -> Path | None:
 def _yaml_split(yaml_file: Path, split: str) -> list[Path] | None:
     """The folders or list files a data.yaml names for ``split``, resolved as Ultralytics does:
     against ``path`` (relative to the yaml's folder), and a missing ``../x`` retried as ``x``."""
-    content = yaml.safe_load(yaml_file.read_text()) or {}
+    content = read_yaml(yaml_file) or {}
     value = content.get(split) if isinstance(content, dict) else None
     if value in (None, "", []):
         return None
+    if content.get("path") is not None and not isinstance(content["path"], str):
+        raise ValueError(f"{yaml_file}: 'path' must be a folder, got {content['path']!r}")
     base = yaml_file.parent / content["path"] if content.get("path") else yaml_file.parent
     targets = []
     for entry in value if isinstance(value, list) else [value]:
@@ -207,7 +245,7 @@ def _darknet_split(data_file: Path, split: str) -> list[Path] | None:
     """The list file a darknet .data file names for ``split``, relative to the working
     directory (as darknet reads it) or else to the .data file's folder."""
     key = DARKNET_KEYS.get(split, split)
-    for line in data_file.read_text().splitlines():
+    for line in read_text(data_file).splitlines():
         name, _, value = line.partition("=")
         if name.strip() == key and value.strip():
             for candidate in (Path(value.strip()), data_file.parent / value.strip()):
@@ -223,7 +261,7 @@ def _darknet_split(data_file: Path, split: str) -> list[Path] | None:
 def _listed_images(list_file: Path, bases: tuple[Path, ...]) -> list[tuple[Path, Path]]:
     """(image, label) pairs of a list file, one image path a line, relative ones against ``bases``."""
     pairs = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(list_file).splitlines(), start=1):
         name = line.strip()
         if not name or name.startswith("#"):
             continue
@@ -270,7 +308,7 @@ def _yolo_split(path: Path, split: str) -> tuple[list[tuple[Path, Path]], str] |
 def parse_yolo_label(path: Path, num_classes: int, width: int, height: int) -> np.ndarray:
     """One YOLO label file as (M, 5) pixel boxes; errors name the file and line."""
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -305,6 +343,8 @@ def read_yolo(path: str | Path, split: str | None = None, class_names: list[str]
     root = path.parent if path.is_file() else path
     if not root.is_dir():
         raise ValueError(f"{path}: dataset folder not found")
+    if path.is_file() and path.suffix not in (".yaml", ".yml", ".data"):
+        raise ValueError(f"{path}: not a dataset; give its folder, its data.yaml or .data file, or a COCO .json")
     names = class_names or read_class_names(path if path.is_file() else _find_names(root))
     if split is None:
         if not (root / "images").is_dir():
@@ -355,7 +395,7 @@ def write_yolo(
         text = "\n".join(lines) + ("\n" if lines else "")
         write_text_atomically(labels / Path(name).with_suffix(".txt"), text)
     data_yaml = root / "data.yaml"
-    content = yaml.safe_load(data_yaml.read_text()) if data_yaml.is_file() else {}
+    content = read_yaml(data_yaml) if data_yaml.is_file() else {}
     content.update({"names": list(class_names), "nc": len(class_names)})
     if split:
         content[split] = str(Path("images") / split)
@@ -367,18 +407,63 @@ def write_yolo(
 # ----------------------------------------------------------------------------- COCO JSON
 
 
+def coco_content(json_path: str | Path) -> dict[str, Any]:
+    """A COCO JSON's content, checked: an object with lists under images, annotations and
+    categories; every category an integer id and a name, every image an id; no id or
+    category name twice."""
+    content = read_json(json_path)
+    if not isinstance(content, dict):
+        raise ValueError(
+            f"{json_path}: expected a COCO object with images, annotations and categories, got {type(content).__name__}"
+        )
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(content.get(key), list):
+            raise ValueError(f"{json_path}: expected a list under {key!r}")
+    for index, category in enumerate(content["categories"]):
+        if not isinstance(category, dict) or not _is_integer(category.get("id")) or "name" not in category:
+            raise ValueError(f"{json_path}: categories[{index}] needs an integer id and a name, got {category!r}")
+    for index, image in enumerate(content["images"]):
+        if not isinstance(image, dict) or not isinstance(image.get("id"), (int, str)):
+            raise ValueError(f"{json_path}: images[{index}] needs an id (a number or a string), got {image!r}")
+    for key in ("categories", "images"):
+        ids = [item["id"] for item in content[key]]
+        repeated = sorted({i for i in ids if ids.count(i) > 1}, key=str)
+        if repeated:
+            raise ValueError(f"{json_path}: the {key} ids {repeated} are given more than once")
+    _checked_names(Path(json_path), [c["name"] for c in content["categories"]])
+    return content
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def coco_bbox(where: str, annotation: Any, image_ids: Iterable, category_ids: Iterable) -> tuple[float, ...]:
+    """(x, y, w, h) of a COCO annotation, after checking that it is an object naming a known
+    image and category with four numbers as its bbox; else a one-line ValueError at ``where``."""
+    if not isinstance(annotation, dict):
+        raise ValueError(f"{where}: expected an object with image_id, category_id and bbox, got {annotation!r}")
+    for key, known, listed in (("image_id", image_ids, "images"), ("category_id", category_ids, "categories")):
+        value = annotation.get(key)
+        if not isinstance(value, (int, str)) or value not in known:  # a list or an object is no id
+            raise ValueError(f"{where}: {key} {value!r} is not in {listed!r}")
+    bbox = annotation.get("bbox")
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        raise ValueError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+        raise ValueError(f"{where}: bbox must be four numbers [x, y, w, h], got {bbox!r}")
+    return tuple(float(v) for v in bbox)
+
+
 def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> DetectionDataset:
     """A COCO-format dataset; images are looked up in ``image_dir`` (default: beside the JSON)."""
     json_path = Path(json_path)
     if not json_path.is_file():
         raise ValueError(f"{json_path}: COCO annotation file not found")
-    try:
-        content = json.loads(json_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{json_path}: not valid JSON ({error})") from error
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(content.get(key), list):
-            raise ValueError(f"{json_path}: expected a list under {key!r}")
+    content = coco_content(json_path)
+    for key in ("images", "categories"):
+        if not content[key]:
+            raise ValueError(f"{json_path}: no {key} (its {key!r} list is empty)")
     image_dir = Path(image_dir) if image_dir is not None else json_path.parent
     categories = sorted(content["categories"], key=lambda c: c["id"])
     class_of = {c["id"]: index for index, c in enumerate(categories)}
@@ -395,27 +480,17 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> Det
             )
     for index, annotation in enumerate(content["annotations"]):
         where = f"{json_path}: annotations[{index}]"
-        if annotation.get("iscrowd", 0):
+        if isinstance(annotation, dict) and annotation.get("iscrowd", 0):
             continue
-        if annotation.get("image_id") not in images:
-            raise ValueError(f"{where}: image_id {annotation.get('image_id')!r} is not in 'images'")
-        if annotation.get("category_id") not in class_of:
-            raise ValueError(f"{where}: category_id {annotation.get('category_id')!r} is not in 'categories'")
-        bbox = annotation.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise ValueError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
+        x, y, w, h = coco_bbox(where, annotation, images, class_of)
         path, width, height, boxes = images[annotation["image_id"]]
-        try:
-            x, y, w, h = (float(v) for v in bbox)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: bbox must be four numbers [x, y, w, h], got {bbox!r}") from None
-        check_pixel_box(where, f"bbox {bbox}", (x, y, x + w, y + h), (width, height), path.name)
+        check_pixel_box(where, f"bbox {annotation['bbox']}", (x, y, x + w, y + h), (width, height), path.name)
         boxes.append([class_of[annotation["category_id"]], x + w / 2, y + h / 2, w, h])
     items = [(path, np.array(boxes, dtype=np.float64).reshape(-1, 5)) for path, _, _, boxes in images.values()]
     for path, _ in items:
         if not path.is_file():
             raise ValueError(f"{json_path}: image {path} listed in 'images' is missing")
-    return DetectionDataset(items, [c["name"] for c in categories], str(json_path))
+    return DetectionDataset(items, [str(c["name"]) for c in categories], str(json_path))
 
 
 def coco_dict(samples: Iterable[tuple[str, tuple[int, int], np.ndarray]], class_names: list[str]) -> dict[str, Any]:
@@ -494,7 +569,7 @@ def _voc_split(root: Path, split: str) -> list[Path]:
     if not list_file.is_file():
         raise ValueError(f"{root}: no {split!r} split (no ImageSets/Main/{split}.txt)")
     annotations = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(list_file).splitlines(), start=1):
         if not line.split():
             continue
         xml = root / "Annotations" / f"{line.split()[0]}.xml"

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from yolov4.data import augment
-from yolov4.draw import draw_labels
+from yolov4.draw import draw_labels, image_format, save_picture
 from yolov4.letterbox import letterbox
 
 
@@ -31,8 +31,15 @@ def gallery_tiles(dataset, seed: int = 0, size: int = 256) -> list[tuple[str, np
     ]
 
 
+MIN_TILE = 16  # pixels: smaller tiles show little (and under 5 a mosaic corner gets no pixels at all)
+
+
 def augment_gallery(path: str | Path, dataset=None, seed: int = 0, size: int = 256, columns: int = 4) -> Path:
-    """Write a PNG grid of every augmentation on built-in images, boxes drawn; returns the path."""
+    """Write a PNG grid of every augmentation on ``dataset`` (default: built-in images), boxes
+    drawn, with tiles ``size`` pixels a side; returns the path."""
+    if size < MIN_TILE:
+        raise ValueError(f"augment_gallery: the tile size must be at least {MIN_TILE} pixels, got {size}")
+    image_format(path)
     if dataset is None:
         from yolov4.data.shapes import shapes_dataset
 
@@ -46,7 +53,4 @@ def augment_gallery(path: str | Path, dataset=None, seed: int = 0, size: int = 2
         x, y = (k % columns) * size, (k // columns) * (size + margin)
         draw.text((x + 4, y + 3), title, fill=(0, 0, 0))
         sheet.paste(draw_labels(image, boxes, getattr(dataset, "class_names", None)), (x, y + margin))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return path
+    return save_picture(sheet, path)
