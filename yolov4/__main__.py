@@ -19,24 +19,34 @@ from minilucid.serialization import write_text_atomically
 from yolov4.files import check_not_inputs, check_writable
 
 
+def darknet_weights_alone(args: argparse.Namespace) -> bool:
+    """Whether --weights names a darknet .weights file (one of darknet's released files) rather
+    than a training checkpoint."""
+    return bool(getattr(args, "weights", None)) and Path(args.weights).suffix == ".weights"
+
+
 def _model_from_args(args: argparse.Namespace):
-    """(model, class names) from --weights CKPT or --darknet CFG WEIGHTS."""
+    """(model, class names) from --weights CKPT, --darknet CFG WEIGHTS, or --weights with one of
+    darknet's released .weights files (its cfg and COCO's class names come with the package)."""
     if getattr(args, "darknet", None) and getattr(args, "weights", None):
         raise ValueError("give --weights CKPT or --darknet CFG WEIGHTS, not both")
-    if getattr(args, "names", None) and not getattr(args, "darknet", None):
-        raise ValueError("--names is for --darknet; a checkpoint (--weights) carries its own class names")
-    if getattr(args, "darknet", None):
-        from yolov4.darknet import load_darknet
+    released = darknet_weights_alone(args)
+    if getattr(args, "names", None) and not (getattr(args, "darknet", None) or released):
+        raise ValueError("--names is for a darknet model; a checkpoint (--weights) carries its own class names")
+    if getattr(args, "darknet", None) or released:
+        from yolov4.darknet import darknet_file, load_darknet
         from yolov4.data.formats import read_class_names
 
-        cfg, weights = args.darknet
+        files = [args.weights] if released else args.darknet
         names = read_class_names(args.names) if getattr(args, "names", None) else None
-        model = load_darknet(cfg, weights).to(args.device).eval()
+        model = load_darknet(*files).to(args.device).eval()
         classes = model.config.num_classes
         if names is not None and len(names) != classes:
             raise ValueError(
-                f"--names {args.names} has {len(names)} class names; the model {cfg} has {classes} classes"
+                f"--names {args.names} has {len(names)} class names; the model {files[0]} has {classes} classes"
             )
+        if names is None and released:  # darknet's released files are trained on COCO's classes
+            names = read_class_names(darknet_file("coco.names"))
         return model, names or [str(k) for k in range(classes)]
     if not getattr(args, "weights", None):
         raise ValueError("give --weights CKPT (a training checkpoint) or --darknet CFG WEIGHTS")
@@ -155,7 +165,7 @@ def eval_command(args: argparse.Namespace) -> None:
         else:  # scored by name: the data relabelled to the weights' order, or refused
             dataset.use_class_order(names, args.weights or args.names)
         print(f"evaluating {len(dataset)} images from {dataset.source}")
-        metrics = evaluate_model(model, dataset, args.img, plots=args.plots)
+        metrics = evaluate_model(model, dataset, args.img, plots=args.plots, letterbox=not args.stretch)
     print_metrics(metrics)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +262,7 @@ def predict_command(args: argparse.Namespace) -> None:
     pictures = picture_names(images, out, tuple(p for p in inputs if p))
     for path, image_id, picture in zip(images, image_ids, pictures, strict=True):
         image = read_image(path)
-        found = detect_images(model, [image], args.img, args.conf, args.iou)[0]
+        found = detect_images(model, [image], args.img, args.conf, args.iou, letterbox=not args.stretch)[0]
         draw_detections(image, found, names).save(out / picture)
         for d in found:
             x1, y1, x2, y2 = d["box"]
@@ -388,6 +398,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"yolov4: error: {message} (see {self.prog} --help)\n")
 
 
+WEIGHTS_HELP = (
+    "a training checkpoint (.npz), or one of darknet's released files (yolov4.weights, yolov4-tiny.weights), "
+    "whose cfg and COCO class names come with this package"
+)
+STRETCH_HELP = (
+    "stretch each image to the input size, as darknet's detector test does, instead of letterboxing it "
+    "(keeping its aspect ratio, padded grey, as training here does)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="yolov4", description="YOLOv4 built on minilucid (NumPy, or CuPy on a GPU).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -437,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("eval", help="COCO mAP of a model on a dataset, or of a detections JSON")
     p.add_argument("--data", help="the dataset to evaluate on")
     p.add_argument("--split", help="train, val or test (default: val or test where the dataset has one, else all)")
-    p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
+    p.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
     p.add_argument("--names", help="the darknet model's class names, one a line, checked against the data's")
     p.add_argument("--gt", help="COCO ground-truth JSON (with --pred)")
@@ -445,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
     p.add_argument("--out", metavar="METRICS.json", help="write the metrics here")
     p.add_argument("--plots", metavar="DIR", help="write pr_curve.png and confusion_matrix.png here")
+    p.add_argument("--stretch", action="store_true", help=STRETCH_HELP)
     device(p)
     p.set_defaults(run=eval_command)
 
@@ -458,9 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
         "class in the model's names.",
     )
     p.add_argument("images", nargs="+", help="image files, folders (their images) or glob patterns ('photos/*.jpg')")
-    p.add_argument("--weights", metavar="CKPT", help="a training checkpoint")
+    p.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
     p.add_argument("--darknet", nargs=2, metavar=("CFG", "WEIGHTS"), help="a darknet model instead")
-    p.add_argument("--names", help="class names, one a line (for --darknet; e.g. coco.names)")
+    p.add_argument("--names", help="class names, one a line, for a darknet model (default for a released file: COCO's)")
     p.add_argument("--img", type=input_size, default=416, help="input size (default: %(default)s)")
     p.add_argument("--conf", type=fraction, default=0.25, help="score threshold (default: %(default)s)")
     p.add_argument("--iou", type=fraction, default=0.45, help="NMS threshold (default: %(default)s)")
@@ -469,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs/predict", help="output folder, numbered when it exists (default: %(default)s)"
     )
     p.add_argument("--exist-ok", action="store_true", help="write into --out as it is instead of a new numbered one")
+    p.add_argument("--stretch", action="store_true", help=STRETCH_HELP)
     device(p)
     p.set_defaults(run=predict_command)
 

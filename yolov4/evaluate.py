@@ -23,14 +23,16 @@ def detect_dataset(
     conf_thresh: float = MAP_CONF_THRESH,
     iou_thresh: float = 0.45,
     max_det: int = 100,
+    letterbox: bool = True,
 ) -> tuple[list[dict], list[dict]]:
     """(ground truth, detections) per image, as ``yolov4.metrics`` takes them, in each original
-    image's pixels. The dataset is read a batch at a time, never held whole."""
+    image's pixels; each image letterboxed into the input, or stretched (``letterbox=False``).
+    The dataset is read a batch at a time, never held whole."""
     truths, found = [], []
     for start in range(0, len(dataset), batch_size):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         images = [image for image, _ in samples]
-        detected = detect_images(model, images, input_size, conf_thresh, iou_thresh, max_det, batch_size)
+        detected = detect_images(model, images, input_size, conf_thresh, iou_thresh, max_det, batch_size, letterbox)
         for (_, boxes), detections in zip(samples, detected, strict=True):
             truths.append({"boxes": xywh_to_xyxy(boxes[:, 1:5]), "classes": boxes[:, 0].astype(int)})
             found.append(

@@ -6,6 +6,8 @@ scikit-image's ``astronaut`` (a person), ``chelsea`` (a cat) and ``coffee`` (a c
 its wheel carries. OpenCV's darknet reader is the independent implementation compared with.
 """
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -167,3 +169,33 @@ def test_saving_the_released_model_writes_back_the_same_floats(released, release
     original, written = released_tiny_weights.read_bytes(), (tmp_path / "again.weights").read_bytes()
     assert len(written) == len(original)
     assert written[20:] == original[20:]  # the floats; the header's `seen` may differ
+
+
+def test_the_command_line_detects_on_a_phone_photo_with_the_released_file_alone(released_tiny_weights, tmp_path):
+    """``predict --weights yolov4-tiny.weights`` takes its cfg and COCO's names from the package;
+    a phone photo (pixels stored turned, with an EXIF orientation) is read upright, so the cat
+    comes back in the upright picture's pixels; ``--stretch`` places it as darknet does."""
+    from tests.yolov4.test_images import phone_photo
+    from yolov4.__main__ import main
+
+    cat = photo("chelsea")  # (300, 451, 3), upright
+    phone_photo(cat, tmp_path / "cat.jpg")
+    expected = {True: detect_images(released_tiny_weights_model(released_tiny_weights), [cat], 416, letterbox=True)}
+    for stretch in (False, True):
+        out = tmp_path / f"out{int(stretch)}"
+        argv = ["predict", str(tmp_path / "cat.jpg"), "--weights", str(released_tiny_weights), "--out", str(out)]
+        assert main(argv + (["--stretch"] if stretch else [])) == 0
+        records = json.loads((out / "detections.json").read_text())
+        cats = [r for r in records if r["category_id"] == COCO.index("cat") + 1]  # 1-based ids
+        assert cats, records
+        best = max(cats, key=lambda r: r["score"])
+        x, y, w, h = best["bbox"]
+        assert x + w <= 451 + 1e-3 and y + h <= 300 + 1e-3 and w > 300  # upright: wider than high
+        with Image.open(out / "cat.png") as drawn:
+            assert drawn.size == (451, 300)
+        if not stretch:  # the same as the API on the upright array, up to JPEG
+            assert abs(best["score"] - expected[True][0][0]["score"]) < 0.05
+
+
+def released_tiny_weights_model(path):
+    return load_darknet(path).eval()
