@@ -26,7 +26,7 @@ def input_shape(input_size: Any, where: str = "detect_images") -> tuple[int, int
     of 32, or a one-line ValueError."""
     size = (input_size, input_size) if isinstance(input_size, (int, np.integer)) else tuple(input_size)
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 and s % 32 == 0 for s in size):
-        raise ValueError(f"{where}: the input size must be a positive multiple of 32 (or two), got {input_size}")
+        raise ValueError(f"{where}: the input size must be a positive multiple of 32 (or two), got {input_size!r}")
     return int(size[0]), int(size[1])
 
 

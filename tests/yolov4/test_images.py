@@ -97,6 +97,7 @@ def test_gray_rgba_and_sixteen_bit_images():
         ),
         (np.zeros((2, 3, 8, 8)), r"expected an image \(H, W, 3\) or \(3, H, W\).*got shape \(2, 3, 8, 8\)"),
         (np.array([["a"]]), "expected numbers for pixels"),
+        (np.zeros((0, 0, 3), np.uint8), r"needs at least one pixel, got shape \(3, 0, 0\)"),
     ],
 )
 def test_an_image_that_cannot_be_read_rightly_is_a_one_line_error(image, message):

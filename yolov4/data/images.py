@@ -146,6 +146,8 @@ def as_image(image: Any, name: str = "image") -> np.ndarray:
                 f"{name}: expected (H, W, C) or (C, H, W) with C = 1, 3 or 4 channels, got shape {array.shape}"
             )
         array = array.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+    if 0 in array.shape:
+        raise ValueError(f"{name}: an image needs at least one pixel, got shape {array.shape}")
     array = unit_scale(array, name)
     if array.shape[0] == 1:
         array = np.repeat(array, 3, axis=0)
