@@ -51,6 +51,7 @@ BASE = dict(
     exist_ok=True,
 )
 AS_BEFORE = {"fresh_lr": 1.0}  # every layer at the same rate, as before configs/finetune.yaml
+LABELS = {"released": "released, as before", "finetune": "released + finetune.yaml"}  # in tables and plots
 
 
 def starts(weights: str | None, variants: list[str]) -> dict[str, dict]:
@@ -108,7 +109,9 @@ def spread(values: list[float]) -> str:
 def table(results: list[dict], names: list[str]) -> str:
     """Rows of lengths, columns of starts: mean (min-max) over the seeds of both mAPs."""
     lengths = sorted({r["epochs"] for r in results})
-    header = ["epochs (updates)"] + [f"{name} {metric}" for name in names for metric in ("mAP@0.5", "mAP@[.5:.95]")]
+    header = ["epochs (updates)"] + [
+        f"{LABELS.get(name, name)} {metric}" for name in names for metric in ("mAP@0.5", "mAP@[.5:.95]")
+    ]
     rows = []
     for epochs in lengths:
         runs = {name: [r for r in results if r["start"] == name and r["epochs"] == epochs] for name in names}
@@ -118,6 +121,29 @@ def table(results: list[dict], names: list[str]) -> str:
             for metric in ("map50", "map"):
                 values = [r[metric] for r in runs[name]]
                 cells.append(spread(values) + (f" n={len(values)}" if values and len(values) != 3 else "") or "-")
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+def gaps(results: list[dict], names: list[str]) -> str:
+    """Each start against scratch at each length: the difference of the means, and whether it is
+    outside the seeds' spread (every seed of the one above every seed of the other)."""
+    header = ["epochs"] + [
+        f"{LABELS.get(name, name)} - scratch {metric}" for name in names[1:] for metric in ("mAP@0.5", "mAP@[.5:.95]")
+    ]
+    rows = []
+    for epochs in sorted({r["epochs"] for r in results}):
+        cells = [str(epochs)]
+        for name in names[1:]:
+            for metric in ("map50", "map"):
+                ours = [r[metric] for r in results if r["start"] == name and r["epochs"] == epochs]
+                base = [r[metric] for r in results if r["start"] == names[0] and r["epochs"] == epochs]
+                if not ours or not base:
+                    cells.append("-")
+                    continue
+                gap = statistics.mean(ours) - statistics.mean(base)
+                outside = min(ours) > max(base) or max(ours) < min(base)
+                cells.append(f"{gap:+.3f} ({'outside' if outside else 'within'} the spread)")
         rows.append(cells)
     return markdown_table(header, rows)
 
@@ -135,7 +161,7 @@ def plot(results: list[dict], names: list[str], path: Path) -> None:
             ours = [r for r in results if r["start"] == name]
             lengths = sorted({r["epochs"] for r in ours})
             means = [statistics.mean(r[metric] for r in ours if r["epochs"] == e) for e in lengths]
-            (line,) = axis.plot(lengths, means, marker="o", label=name)
+            (line,) = axis.plot(lengths, means, marker="o", label=LABELS.get(name, name))
             axis.scatter(
                 [r["epochs"] for r in ours], [r[metric] for r in ours], s=12, color=line.get_color(), alpha=0.5
             )
@@ -154,6 +180,8 @@ def report(out: Path, names: list[str] | None = None) -> None:
     results = read_results(out / "results.jsonl")
     names = names or list(dict.fromkeys(r["start"] for r in results))
     text = table(results, names)
+    if names[0] == "scratch" and len(names) > 1:
+        text += "\n\n" + gaps(results, names)
     (out / "table.md").write_text(text + "\n")
     plot(results, names, out / "curves.png")
     print(text)
