@@ -442,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         metavar="PATH",
         help="start from a darknet .weights file (yolov4.weights, yolov4.conv.137) or a .npz checkpoint: every "
-        "layer that fits is loaded, the output convs only for the same classes",
+        "layer that fits is loaded, the output convs only for the same classes; training then takes the settings "
+        "of yolov4/configs/finetune.yaml (no burn-in, the layers left fresh at 10 x lr) unless --config names them",
     )
     p.add_argument(
         "--freeze",

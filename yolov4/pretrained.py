@@ -106,6 +106,12 @@ def load_pretrained(model: YOLO_V4, path: str | os.PathLike, names: list[str]) -
     ``.npz``) that fits it, the output convs only for the data's class ``names``; returns the
     line that says what was loaded and what was left fresh. A file that fits no layer is a
     one-line ValueError naming the file and the model."""
+    return load_layers(model, path, names)[0]
+
+
+def load_layers(model: YOLO_V4, path: str | os.PathLike, names: list[str]) -> tuple[str, list[str]]:
+    """What ``load_pretrained`` does, returning also the ``state_dict`` names of every array it
+    loaded: the trainer gives the layers it left fresh a learning rate of their own."""
     source = read_pretrained(model, path)
     order, note = head_classes(source, names)
     chosen, fresh = fitting_layers(model, source, order)
@@ -133,4 +139,4 @@ def load_pretrained(model: YOLO_V4, path: str | os.PathLike, names: list[str]) -
         line += f"; left fresh: {', '.join(left)}"
     if order is not None and note:
         line += f"; the output convs' {note}"
-    return line
+    return line, sorted(chosen)

@@ -17,7 +17,10 @@ layers before it: their parameters get no gradient and are not given to the opti
 they run in inference mode, so their BatchNorms normalize with their running statistics and
 never update them. (darknet parses the layers before a ``stopbackward`` layer with
 ``train = 0``, skips them in the update, and its GPU forward runs such a layer as at
-inference time.)
+inference time.) The layers the file leaves fresh (the output convs, for other classes) learn
+at ``fresh_lr`` times the rate of the loaded ones, in parameter groups of their own that the
+schedule scales alike; ``configs/finetune.yaml`` sets it for every run with ``weights`` and says
+why. A checkpoint names the loaded arrays, so a resumed run rebuilds the same groups.
 
 A checkpoint holds the model, optimizer, scheduler, EMA, epoch, random state, config and
 history, so ``resume`` continues exactly: batches are drawn from generators seeded by
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -52,7 +56,7 @@ from yolov4.evaluate import evaluate_model
 from yolov4.files import check_not_inputs, check_writable
 from yolov4.model import YOLO_V4, build_model
 from yolov4.plots import plot_history
-from yolov4.pretrained import load_pretrained
+from yolov4.pretrained import load_layers
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
 from yolov4.runs import run_folder
 from yolov4.train_config import TrainConfig, changes_on_resume, stored_config
@@ -68,18 +72,26 @@ def frozen_part(model: YOLO_V4, freeze: str | int | None) -> list[lucid.nn.Modul
     return [unit for index, _, unit in conv_layers(model) if index < freeze]
 
 
-def decay_groups(model: YOLO_V4, weight_decay: float, decay_on: str) -> list[dict[str, Any]]:
+def decay_groups(
+    model: YOLO_V4, weight_decay: float, decay_on: str, lr: float, loaded: Collection[str] = (), fresh_lr: float = 1.0
+) -> list[dict[str, Any]]:
     """The optimizer's parameter groups. ``"conv"``: weight decay on convolution weights only,
     as darknet decays them (BatchNorm's scale and shift and the heads' biases are not); ``"all"``:
-    one group, every parameter decayed."""
-    params = [p for p in model.parameters() if p.requires_grad]  # not a frozen part's
-    if decay_on == "all":
-        return [{"params": params, "weight_decay": weight_decay}]
+    every parameter decayed. Where some parameters were ``loaded`` from a file (their names), the
+    others, left fresh, get groups of their own after those, at ``lr * fresh_lr``; the schedule
+    scales every group's rate alike."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]  # not a frozen part's
     conv_weights = {id(module.weight) for module in model.modules() if isinstance(module, lucid.nn.Conv2d)}
-    groups = [
-        {"params": [p for p in params if id(p) in conv_weights], "weight_decay": weight_decay},
-        {"params": [p for p in params if id(p) not in conv_weights], "weight_decay": 0.0},
-    ]
+    parts = [[p for _, p in params]]
+    if loaded:
+        parts = [[p for name, p in params if name in loaded], [p for name, p in params if name not in loaded]]
+    groups = []
+    for ours, rate in zip(parts, (lr, lr * fresh_lr), strict=False):
+        if decay_on == "all":
+            groups.append({"params": ours, "weight_decay": weight_decay, "lr": rate})
+            continue
+        groups.append({"params": [p for p in ours if id(p) in conv_weights], "weight_decay": weight_decay, "lr": rate})
+        groups.append({"params": [p for p in ours if id(p) not in conv_weights], "weight_decay": 0.0, "lr": rate})
     return [group for group in groups if group["params"]]
 
 
@@ -130,8 +142,10 @@ class Trainer:
             cmbn=config.cmbn,
             **config.model_options,
         ).to(config.device)
+        self.pretrained: list[str] = []  # the state_dict names loaded from config.weights (resume: the checkpoint's)
         if config.weights and not resuming:
-            print(load_pretrained(self.model, config.weights, self.class_names), flush=True)
+            line, self.pretrained = load_layers(self.model, config.weights, self.class_names)
+            print(line, flush=True)
         self.frozen = frozen_part(self.model, config.freeze)
         for module in self.frozen:  # no gradient, and not given to the optimizer
             for parameter in module.parameters():
@@ -149,25 +163,28 @@ class Trainer:
             input_sizes=input_sizes if config.multiscale else None,
             device=config.device,
         )
-        self.optimizer = self._optimizer()
-        total = config.epochs * len(self.loader)
-        if config.schedule == "cosine":
-            after = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total, eta_min=config.lr * 0.01)
-        else:
-            after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in config.steps], config.scale)
-        self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(config.burn_in, total), 4, after)
+        self._optimize()
         self.ema = EMA(self.model, config.ema, config.ema_ramp) if config.ema else None
         branch = self.model.config.has_iou_branch
         self.loss_terms = [key for key in TERM_FORMATS if key != "iou_branch" or branch]  # summed and logged
         self.epoch, self.history = 0, []
 
-    def _optimizer(self):
+    def _optimize(self) -> None:
+        """The optimizer and its schedule; the layers that ``self.pretrained`` does not name learn
+        at ``fresh_lr`` times the others' rate."""
         c = self.config
-        groups = decay_groups(self.model, c.weight_decay, c.decay_on)
+        groups = decay_groups(self.model, c.weight_decay, c.decay_on, c.lr, set(self.pretrained), c.fresh_lr)
         if c.optimizer == "sgd":
-            return lucid.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-        make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
-        return make(groups, lr=c.lr, weight_decay=c.weight_decay)
+            self.optimizer = lucid.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        else:
+            make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
+            self.optimizer = make(groups, lr=c.lr, weight_decay=c.weight_decay)
+        total = c.epochs * len(self.loader)
+        if c.schedule == "cosine":
+            after = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total, eta_min=c.lr * 0.01)
+        else:
+            after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in c.steps], c.scale)
+        self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(c.burn_in, total), 4, after)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -183,6 +200,7 @@ class Trainer:
             "model_config": json.dumps(self.model.config.to_dict()),
             "class_names": json.dumps(self.class_names),
             "history": json.dumps(self.history),
+            "pretrained": json.dumps(self.pretrained),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -205,6 +223,8 @@ class Trainer:
             dataset.use_class_order(names, f"resume {path}")
         self.class_names = names
         self.out = check_writable(Path(path).parent, folder=True)
+        self.pretrained = json.loads(state.get("pretrained", "[]"))  # none in a checkpoint from before
+        self._optimize()  # the checkpoint's parameter groups
         load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

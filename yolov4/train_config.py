@@ -103,7 +103,7 @@ class TrainConfig:
     momentum: float = 0.949
     weight_decay: float = 0.0005
     decay_on: str = "conv"  # conv: convolution weights only, as darknet; all: every parameter
-    burn_in: int = 1000  # iterations of warm-up, lr * (i / burn_in)^4
+    burn_in: int | None = None  # iterations of warm-up, lr * (i / burn_in)^4; None: 1000 (finetune.yaml's with weights)
     schedule: str = "steps"  # steps or cosine
     steps: tuple[float, ...] = (0.8, 0.9)  # fractions of the run where lr is multiplied by scale
     scale: float = 0.1
@@ -124,12 +124,20 @@ class TrainConfig:
     conf_thresh: float = 0.005
     weights: str | None = None  # start from a darknet .weights file or a .npz checkpoint (yolov4.pretrained)
     freeze: str | int | None = None  # "backbone", or N: darknet's first N layers; kept as loaded
+    # The layers that weights leaves fresh (its output convs for other classes) learn at lr x fresh_lr;
+    # None: configs/finetune.yaml's value where weights is set, else 1
+    fresh_lr: float | None = None
+    # (burn_in and fresh_lr are fine-tuning's settings: where they are not given, a run with weights
+    # takes them from configs/finetune.yaml and any other run takes NOT_FINETUNING's.)
 
     def __post_init__(self) -> None:
         for f in fields(self):  # every value as its field's type, or a one-line error
             setattr(self, f.name, coerce(f"TrainConfig.{f.name}", f.type, getattr(self, f.name)))
         if isinstance(self.freeze, str) and self.freeze.isdigit():  # "137" from the command line
             self.freeze = int(self.freeze)
+        for name, value in NOT_FINETUNING.items():  # fine-tuning's settings, where not given
+            if getattr(self, name) is None:
+                setattr(self, name, FINETUNE[name] if self.weights else value)
         checks = {
             "img": (self.img > 0 and self.img % 32 == 0, "a positive multiple of 32"),
             "epochs": (self.epochs > 0, "a positive number"),
@@ -144,6 +152,7 @@ class TrainConfig:
             "sat": (0 <= self.sat < 1, "an epsilon in [0, 1)"),
             "val_fraction": (0 < self.val_fraction < 1, "a fraction in (0, 1)"),
             "lr": (self.lr > 0, "a positive number"),
+            "burn_in": (self.burn_in >= 0, "a number of updates, 0 or more"),
             "freeze": (
                 self.freeze in (None, "backbone") or (type(self.freeze) is int and self.freeze > 0),
                 "backbone or a positive number of layers",
@@ -152,10 +161,16 @@ class TrainConfig:
             "eval_every": (self.eval_every > 0, "a positive number of epochs"),
             "seed": (self.seed >= 0, "a whole number >= 0"),
             "conf_thresh": (0 <= self.conf_thresh < 1, "a score threshold in [0, 1)"),
+            "fresh_lr": (self.fresh_lr > 0, "a positive multiple of lr"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid: expected {allowed}")
+        if self.fresh_lr != 1 and not self.weights:
+            raise ValueError(
+                f"TrainConfig.fresh_lr = {self.fresh_lr!r} needs weights: without them every layer is fresh "
+                "(set lr instead)"
+            )
         self.augment = self._typed("augment", AugmentConfig)
         taken = [k for k in self.model_options if k in SET_BY_TRAIN_CONFIG]
         if taken:
@@ -186,6 +201,13 @@ class TrainConfig:
         return asdict(self)
 
 
+# What a run with ``weights`` (``train --weights``) does where it is not told otherwise: the
+# settings of configs/finetune.yaml, where the measurement behind each is written; and what any
+# other run does. Each of these TrainConfig fields defaults to None, so a given value always wins.
+FINETUNE_CONFIG = Path(__file__).parent / "configs" / "finetune.yaml"
+FINETUNE = read_settings(FINETUNE_CONFIG)
+NOT_FINETUNING = {"burn_in": 1000, "fresh_lr": 1.0}
+
 # Settings a resumed run may change: how long it trains (the schedule stretches to the new
 # length), where it runs, how often and how finely it is evaluated, and where its data now
 # lies (the classes are checked by name). Everything else must be the checkpoint's.
@@ -195,8 +217,9 @@ CHANGEABLE_ON_RESUME = ("epochs", "device", "eval_every", "conf_thresh", "data",
 def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The TrainConfig settings a training checkpoint (as ``read_checkpoint`` returns it) was
     made with. A checkpoint from before ``decay_on`` existed decayed every parameter; one from
-    before ``cls_label_smoothing`` took YOLO_V4Config's name calls it ``label_smoothing``."""
-    stored = {"decay_on": "all", **json.loads(checkpoint["train_config"])}
+    before ``cls_label_smoothing`` took YOLO_V4Config's name calls it ``label_smoothing``; one
+    from before ``fresh_lr`` trained every layer at the same rate."""
+    stored = {"decay_on": "all", **NOT_FINETUNING, **json.loads(checkpoint["train_config"])}
     if "label_smoothing" in stored:
         stored["cls_label_smoothing"] = stored.pop("label_smoothing")
     return stored

@@ -245,3 +245,111 @@ def test_freeze_n_keeps_darknets_first_n_layers(tiny_dataset, tmp_path):
                 np.testing.assert_array_equal(after[key], before[key], err_msg=key)
             elif key.endswith("conv.weight"):
                 assert not np.array_equal(after[key], before[key]), key
+
+
+def fine_tuning(tiny_dataset, weights, out, **overrides):
+    """A small model fine-tuned on the tiny dataset from ``weights`` (2 classes: fresh output convs)."""
+    settings = dict(
+        data=str(tiny_dataset),
+        model="small",
+        img=64,
+        epochs=2,
+        batch=4,
+        optimizer="sgd",
+        lr=1e-2,
+        burn_in=1,
+        weight_decay=0.0,
+        out=str(out),
+        seed=5,
+        weights=str(weights),
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_the_layers_the_file_left_fresh_learn_at_fresh_lr_times_the_rate_of_the_loaded_ones(tiny_dataset, tmp_path):
+    save_darknet(source(2, seed=4), tmp_path / "m.cfg", tmp_path / "m.weights")
+    config = fine_tuning(tiny_dataset, tmp_path / "m.weights", tmp_path / "run", fresh_lr=7.0, burn_in=4)
+    trainer = Trainer(config, progress=False)
+    outputs = {id(p) for head in trainer.model.head for p in head.output.parameters()}
+    assert len(outputs) == 6  # the output convs' weights and biases, the only layers left fresh
+    trainer.loader.set_epoch(0)
+    images, targets = next(iter(trainer.loader))
+    for _ in range(3):  # through burn-in: the schedule scales every group alike
+        trainer.model.train()
+        trainer.train_batch(images, targets)
+        rates = {id(p): group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+        assert len(rates) == len(list(trainer.model.parameters()))
+        loaded_rate = trainer.scheduler.lr_at(1e-2, trainer.scheduler.last_epoch)
+        for key, rate in rates.items():
+            assert rate == pytest.approx(7.0 * loaded_rate if key in outputs else loaded_rate)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(loaded_rate)  # the rate logged is lr's
+
+
+def test_fine_tuning_takes_finetune_yaml_unless_told_and_a_run_from_scratch_does_not(tmp_path):
+    from yolov4.train_config import FINETUNE, NOT_FINETUNING, stored_config
+
+    assert set(FINETUNE) == set(NOT_FINETUNING) == {"burn_in", "fresh_lr"}
+    assert FINETUNE["fresh_lr"] > 1 and FINETUNE["burn_in"] < NOT_FINETUNING["burn_in"]
+    tuned, scratch = TrainConfig(weights="w.weights"), TrainConfig()
+    for name, value in FINETUNE.items():
+        assert getattr(tuned, name) == value and getattr(scratch, name) == NOT_FINETUNING[name], name
+    assert TrainConfig(weights="w.weights", fresh_lr=1, burn_in=1000).to_dict() == {
+        **tuned.to_dict(),
+        "fresh_lr": 1.0,
+        "burn_in": 1000,
+    }  # given settings win
+    with pytest.raises(ValueError, match=r"^TrainConfig.fresh_lr = 3.0 needs weights: without them every layer"):
+        TrainConfig(fresh_lr=3)
+    with pytest.raises(
+        ValueError, match=r"^TrainConfig.fresh_lr = 0.0 is invalid: expected a positive multiple of lr$"
+    ):
+        TrainConfig(weights="w.weights", fresh_lr=0)
+    with pytest.raises(ValueError, match=r"^TrainConfig.burn_in = -1 is invalid: expected a number of updates"):
+        TrainConfig(burn_in=-1)
+    # A checkpoint from before fresh_lr trained every layer at one rate, and resumes so.
+    old = TrainConfig(weights="w.weights", burn_in=1000).to_dict()
+    del old["fresh_lr"]
+    assert TrainConfig(**stored_config({"train_config": json.dumps(old)})).fresh_lr == 1.0
+
+
+def test_train_weights_on_the_command_line_fine_tunes_with_finetune_yaml(tiny_dataset, tmp_path):
+    from yolov4.train_config import FINETUNE
+
+    save_darknet(source(2, seed=4), tmp_path / "m.cfg", tmp_path / "m.weights")
+    common = ["train", "--data", str(tiny_dataset), "--model", "small", "--img", "64", "--epochs", "1", "--quiet"]
+    assert main([*common, "--weights", str(tmp_path / "m.weights"), "--out", str(tmp_path / "a")]) == 0
+    stored = lucid_config(tmp_path / "a")
+    assert {k: stored[k] for k in FINETUNE} == FINETUNE
+    (tmp_path / "own.yaml").write_text("fresh_lr: 2\nburn_in: 3\n")
+    given = ["--config", str(tmp_path / "own.yaml"), "--out", str(tmp_path / "b")]
+    assert main([*common, "--weights", str(tmp_path / "m.weights"), *given]) == 0
+    assert (lucid_config(tmp_path / "b")["fresh_lr"], lucid_config(tmp_path / "b")["burn_in"]) == (2.0, 3)
+    assert main([*common, "--out", str(tmp_path / "c")]) == 0  # from scratch: the trainer's own defaults
+    assert (lucid_config(tmp_path / "c")["fresh_lr"], lucid_config(tmp_path / "c")["burn_in"]) == (1.0, 1000)
+
+
+def lucid_config(run):
+    """The TrainConfig settings a run's checkpoint stores."""
+    return json.loads(lucid.load(run / "last.npz")["train_config"])
+
+
+def test_a_fine_tuning_run_resumes_exactly_with_its_groups_without_the_weights_file(tiny_dataset, tmp_path):
+    save_darknet(source(2, seed=4), tmp_path / "m.cfg", tmp_path / "m.weights")
+    straight = Trainer(
+        fine_tuning(tiny_dataset, tmp_path / "m.weights", tmp_path / "run", fresh_lr=5.0), progress=False
+    )
+    straight.fit(epochs=1)
+    (tmp_path / "stopped").mkdir()
+    shutil.copy(tmp_path / "run" / "last.npz", tmp_path / "stopped" / "last.npz")
+    straight.fit()
+    (tmp_path / "m.weights").unlink()  # the resumed run learns which layers were loaded from its checkpoint
+    resumed = Trainer(
+        fine_tuning(tiny_dataset, tmp_path / "m.weights", tmp_path / "o", fresh_lr=5.0), progress=False, resuming=True
+    )
+    resumed.resume(tmp_path / "stopped" / "last.npz")
+    assert [len(g["params"]) for g in resumed.optimizer.param_groups] == [
+        len(g["params"]) for g in straight.optimizer.param_groups
+    ]
+    resumed.fit()
+    for key, value in arrays_of(straight.model).items():
+        np.testing.assert_array_equal(arrays_of(resumed.model)[key], value, err_msg=key)
