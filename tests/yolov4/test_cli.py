@@ -798,7 +798,7 @@ def test_a_model_is_given_one_way_and_names_only_with_darknet(untrained, darknet
     assert one_line_error(both, capsys) == "give --weights CKPT or --darknet CFG WEIGHTS, not both"
     named = ["eval", "--data", str(tmp_path), "--weights", str(untrained), "--names", str(tmp_path / "my.names")]
     assert one_line_error(named, capsys) == (
-        "--names is for --darknet; a checkpoint (--weights) carries its own class names"
+        "--names is for a darknet model; a checkpoint (--weights) carries its own class names"
     )
 
 
