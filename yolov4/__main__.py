@@ -71,6 +71,7 @@ def train_command(args: argparse.Namespace) -> None:
             "exist_ok": args.exist_ok or None,
             "weights": args.weights,
             "freeze": args.freeze,
+            "autoanchor": args.autoanchor,
         }.items()
         if v is not None
     }
@@ -335,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PART",
         help="keep part of the model as loaded (no gradient, BatchNorm statistics kept), as darknet's stopbackward "
         "does: backbone, or N for darknet's first N layers (137: what yolov4.conv.137 holds)",
+    )
+    p.add_argument(
+        "--autoanchor",
+        choices=["auto", "always", "off"],
+        help="anchors fitted to the training boxes: auto (where the defaults' best possible recall is below "
+        "0.98), always, or off (default: auto)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from yolov4.anchors import AUTOANCHOR_MODES
 from yolov4.config import MODELS, YOLO_V4Config
 from yolov4.data.augment import AugmentConfig
 
@@ -123,6 +124,7 @@ class TrainConfig:
     drop_block: float = 0.0
     cmbn: bool = False
     model_options: dict = field(default_factory=dict)  # any other YOLO_V4Config field, e.g. iou_normalizer
+    autoanchor: str = "auto"  # auto: anchors fitted to data the defaults fit poorly; always; off (yolov4.anchors)
     ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
     ema_ramp: int = 2000  # updates over which the EMA's decay ramps up (keep it well below the run's)
     device: str = "cpu"
@@ -158,6 +160,7 @@ class TrainConfig:
                 "backbone or a positive number of layers",
             ),
             "decay_on": (self.decay_on in ("conv", "all"), "conv or all"),
+            "autoanchor": (self.autoanchor in AUTOANCHOR_MODES, ", ".join(AUTOANCHOR_MODES)),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
@@ -200,9 +203,10 @@ CHANGEABLE_ON_RESUME = ("epochs", "device", "eval_every", "conf_thresh", "data",
 
 def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The TrainConfig settings a training checkpoint (as ``read_checkpoint`` returns it) was
-    made with. A checkpoint from before ``decay_on`` existed decayed every parameter; one from
-    before ``cls_label_smoothing`` took YOLO_V4Config's name calls it ``label_smoothing``."""
-    stored = {"decay_on": "all", **json.loads(checkpoint["train_config"])}
+    made with. A checkpoint from before ``decay_on`` existed decayed every parameter, one from
+    before ``autoanchor`` kept the default anchors; one from before ``cls_label_smoothing``
+    took YOLO_V4Config's name calls it ``label_smoothing``."""
+    stored = {"decay_on": "all", "autoanchor": "off", **json.loads(checkpoint["train_config"])}
     if "label_smoothing" in stored:
         stored["cls_label_smoothing"] = stored.pop("label_smoothing")
     return stored
