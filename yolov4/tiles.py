@@ -173,16 +173,21 @@ def write_tiles(
         raise ValueError(f"tile: --out {out} exists and is not an empty folder; name a new one")
     train, held = read_splits(data, val, val_fraction)
     splits = {"train": train, "val": held}
-    if Path(data).suffix != ".json" and has_split(data, "test") and val is None:
+    if val is None and has_split(data, "val") and has_split(data, "test"):  # else test is the val split
         splits["test"] = read_dataset(data, "test", train.class_names)
     counts = {}
     for name, dataset in splits.items():
-        tiles, boxes = 0, 0
-        for sample in image_tiles(dataset, size, overlap, min_visible, cut):
-            tiles, boxes = tiles + 1, boxes + len(sample[2])
-            write_yolo([sample], out, train.class_names, name)
-        counts[name] = (len(dataset), tiles, boxes)
+        tally = [0, 0]  # tiles, boxes
+        write_yolo(_counted(image_tiles(dataset, size, overlap, min_visible, cut), tally), out, train.class_names, name)
+        counts[name] = (len(dataset), *tally)
     return counts
+
+
+def _counted(samples: Iterator[tuple[str, np.ndarray, np.ndarray]], tally: list[int]) -> Iterator:
+    """The samples as they pass, adding each to ``tally`` = [samples, boxes]."""
+    for sample in samples:
+        tally[0], tally[1] = tally[0] + 1, tally[1] + len(sample[2])
+        yield sample
 
 
 # ----------------------------------------------------------------------------- sliced prediction
