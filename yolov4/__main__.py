@@ -128,8 +128,8 @@ def eval_command(args: argparse.Namespace) -> None:
         else:  # scored by name: the data relabelled to the weights' order, or refused
             dataset.use_class_order(names, args.weights or args.names)
         print(f"evaluating {len(dataset)} images from {dataset.source}")
-        sliced = {"tile": args.tile, "overlap": args.overlap} if args.tile else {}
-        if args.tile:
+        sliced = {"tile": args.tile, "overlap": args.overlap} if args.tile is not None else {}
+        if sliced:
             print(f"sliced: {args.tile}-pixel tiles, overlap {args.overlap:g}, and the whole image, each at {args.img}")
         metrics = evaluate_model(model, dataset, args.img, plots=args.plots, **sliced)
     print_metrics(metrics)
@@ -199,7 +199,7 @@ def predict_command(args: argparse.Namespace) -> None:
     records = []
     for path, image_id, picture in zip(args.images, image_ids, picture_names(args.images, out), strict=True):
         image = read_image(path)
-        if args.tile:
+        if args.tile is not None:
             found = detect_tiled(model, [image], args.img, args.tile, args.overlap, args.conf, args.iou)[0]
         else:
             found = detect_images(model, [image], args.img, args.conf, args.iou)[0]
@@ -302,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     def device(p):
         p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="where to run (default: %(default)s)")
 
+    def sliced(p):
+        p.add_argument(
+            "--tile",
+            type=int,
+            metavar="SIZE",
+            help="detect sliced: SIZE-pixel tiles of each image and the whole image, each at --img, merged by NMS",
+        )
+        p.add_argument(
+            "--overlap", type=float, default=0.2, help="overlap of neighbouring tiles (default: %(default)s)"
+        )
+
     p = commands.add_parser("train", help="train a model on a dataset")
     p.add_argument("--data", help="YOLO folder or data.yaml, COCO .json, or VOC folder (default: built-in shapes)")
     p.add_argument(
@@ -358,15 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img", type=int, default=416, help="input size (default: %(default)s)")
     p.add_argument("--out", metavar="METRICS.json", help="write the metrics here")
     p.add_argument("--plots", metavar="DIR", help="write pr_curve.png and confusion_matrix.png here")
-    p.add_argument(
-        "--tile",
-        type=int,
-        metavar="SIZE",
-        help="detect sliced: SIZE-pixel tiles of each image and the whole image, each at --img, merged by NMS",
-    )
-    p.add_argument(
-        "--overlap", type=float, default=0.2, help="overlap of neighbouring tiles, a fraction (default: %(default)s)"
-    )
+    sliced(p)
     device(p)
     p.set_defaults(run=eval_command)
 
@@ -390,15 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs/predict", help="output folder, numbered when it exists (default: %(default)s)"
     )
     p.add_argument("--exist-ok", action="store_true", help="write into --out as it is instead of a new numbered one")
-    p.add_argument(
-        "--tile",
-        type=int,
-        metavar="SIZE",
-        help="detect sliced: SIZE-pixel tiles of each image and the whole image, each at --img, merged by NMS",
-    )
-    p.add_argument(
-        "--overlap", type=float, default=0.2, help="overlap of neighbouring tiles, a fraction (default: %(default)s)"
-    )
+    sliced(p)
     device(p)
     p.set_defaults(run=predict_command)
 

@@ -35,7 +35,7 @@ def detect_dataset(
     for start in range(0, len(dataset), batch_size):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         images = [image for image, _ in samples]
-        if tile:
+        if tile is not None:
             options = (conf_thresh, iou_thresh, max_det, batch_size)
             detected = detect_tiled(model, images, input_size, tile, overlap, *options)
         else:

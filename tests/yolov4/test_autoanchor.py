@@ -60,3 +60,12 @@ def test_boxes_the_defaults_fit_keep_them_unless_asked(tmp_path, capsys):
     assert np.array(always.model.config.anchors).max() < 40  # fitted to 16-25 px boxes
     with pytest.raises(ValueError, match="autoanchor"):
         TrainConfig(autoanchor="sometimes")
+
+
+def test_the_epoch_line_shows_map_by_object_size(tmp_path, capsys):
+    data = dataset(tmp_path / "fit", 20)
+    config = TrainConfig(data=str(data), model="small", img=128, epochs=1, batch=2, out=str(tmp_path / "run"))
+    Trainer(config, progress=True).fit()
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch 1/1:"))
+    for key in ("map50", "map ", "map_small", "map_medium", "map_large"):
+        assert key in line, line
