@@ -1,7 +1,7 @@
 """Small objects in a large image: the demo's settings against the small-object recipe, measured.
 
-    python benchmarks/small_objects.py --out runs/small-objects            # every step, seeds 0 1 2
-    python benchmarks/small_objects.py --out O --steps baseline tiles --seeds 0
+    python benchmarks/small_objects.py --out O --steps baseline tiles      # docs/small-objects.md's table
+    python benchmarks/small_objects.py --out O --updates 150               # every step, seeds 0 1 2
     python benchmarks/small_objects.py --out O --report                    # the table only
 
 The photograph is scikit-image's ``immunohistochemistry()`` at its own scale (512 x 512),
@@ -12,8 +12,8 @@ part left of it is the one training image, the part right of it the one held-out
 regions as a user has them, so no object (and no pixel) is in both splits.
 
 Every run is the project's ``Trainer`` (its loader, augmentations and update step) for the
-same number of updates (``--updates``, batches of 4), then one evaluation on the held-out
-image at its full size. The steps, each adding to the one before:
+same number of updates (``--updates``, 300 by default, batches of 4), from scratch, then one
+evaluation on the held-out image at its full size. The steps, each adding to the one before:
 
 - ``baseline``: the demo's settings (``yolov4/configs/demo.yaml``: the small model, Adam at
   0.004 with a cosine schedule, batch 4, no jitter) at 192 px on the whole training image,
@@ -143,9 +143,11 @@ def train_once(data: dict[str, Path], out: Path, step: str, updates: int, seed: 
     }
 
 
-def report(out: Path) -> str:
-    """The table of ``OUT/results.jsonl``: mean and min-max over seeds, per step, in step order."""
-    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+def report(out: Path, updates: int) -> str:
+    """The table of ``OUT/results.jsonl``'s runs of ``updates`` updates: mean and min-max over
+    seeds, per step, in step order."""
+    lines = (out / "results.jsonl").read_text().splitlines()
+    results = [r for r in map(json.loads, filter(str.strip, lines)) if r["updates"] == updates]
     rows = []
     for step in STEPS:
         runs = [r for r in results if r["step"] == step]
@@ -166,7 +168,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--steps", nargs="+", choices=list(STEPS), default=list(STEPS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--updates", type=int, default=150)
+    parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--report", action="store_true", help="print the table of the finished runs only")
     args = parser.parse_args()
     out = Path(args.out)
@@ -183,7 +185,7 @@ def main() -> None:
                 print(json.dumps(result), flush=True)
                 with done.open("a") as log:
                     log.write(json.dumps(result) + "\n")
-    table = f"{machine_line()}\n\n{report(out)}\n"
+    table = f"{machine_line()}\n\n{report(out, args.updates)}\n"
     (out / "table.md").write_text(table)
     print(table)
 
