@@ -1,4 +1,4 @@
-"""``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, export, partial, demo.
+"""``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, tile, export, partial, demo.
 
 Every command has ``--help``. A mistake in the input (a check's ValueError, a file the system
 refuses) is one line, ``yolov4: error: ...``, exit status 1; anything else is a bug in yolov4,
@@ -96,6 +96,7 @@ def train_command(args: argparse.Namespace) -> None:
             "exist_ok": args.exist_ok or None,
             "weights": args.weights,
             "freeze": args.freeze,
+            "autoanchor": args.autoanchor,
         }.items()
         if v is not None
     }
@@ -165,7 +166,10 @@ def eval_command(args: argparse.Namespace) -> None:
         else:  # scored by name: the data relabelled to the weights' order, or refused
             dataset.use_class_order(names, args.weights or args.names)
         print(f"evaluating {len(dataset)} images from {dataset.source}")
-        metrics = evaluate_model(model, dataset, args.img, plots=args.plots, letterbox=not args.stretch)
+        sliced = {"tile": args.tile, "overlap": args.overlap} if args.tile is not None else {}
+        if sliced:
+            print(f"sliced: {args.tile}-pixel tiles, overlap {args.overlap:g}, and the whole image, each at {args.img}")
+        metrics = evaluate_model(model, dataset, args.img, plots=args.plots, letterbox=not args.stretch, **sliced)
     print_metrics(metrics)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +249,7 @@ def predict_command(args: argparse.Namespace) -> None:
     from yolov4.draw import draw_detections
     from yolov4.inference import detect_images
     from yolov4.runs import run_folder
+    from yolov4.tiles import detect_tiled
 
     images = image_files(args.images)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -262,7 +267,10 @@ def predict_command(args: argparse.Namespace) -> None:
     pictures = picture_names(images, out, tuple(p for p in inputs if p))
     for path, image_id, picture in zip(images, image_ids, pictures, strict=True):
         image = read_image(path)
-        found = detect_images(model, [image], args.img, args.conf, args.iou, letterbox=not args.stretch)[0]
+        if args.tile is not None:
+            found = detect_tiled(model, [image], args.img, args.tile, args.overlap, args.conf, args.iou)[0]
+        else:
+            found = detect_images(model, [image], args.img, args.conf, args.iou, letterbox=not args.stretch)[0]
         draw_detections(image, found, names).save(out / picture)
         for d in found:
             x1, y1, x2, y2 = d["box"]
@@ -302,6 +310,17 @@ def anchors_command(args: argparse.Namespace) -> None:
     print(f"anchors (w, h) for {args.model}, {len(layout)} levels x {k // len(layout)}, finest stride first,")
     print("for YOLO_V4Config(anchors=...):")
     print(json.dumps(anchors))
+
+
+def tile_command(args: argparse.Namespace) -> None:
+    from yolov4.tiles import write_tiles
+
+    if not Path(args.data).exists():
+        raise FileNotFoundError(f"no dataset at {args.data}")
+    counts = write_tiles(args.data, args.out, args.size, args.overlap, args.min_visible, args.cut, args.val)
+    for split, (images, tiles, boxes) in counts.items():
+        print(f"{split}: {images} images -> {tiles} tiles of {args.size} px with {boxes} boxes")
+    print(f"a YOLO dataset is in {args.out} (train on it with: python -m yolov4 train --data {args.out})")
 
 
 def export_command(args: argparse.Namespace) -> None:
@@ -415,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
     def device(p):
         p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="where to run (default: %(default)s)")
 
+    def sliced(p):
+        p.add_argument(
+            "--tile",
+            type=int,
+            metavar="SIZE",
+            help="detect sliced: SIZE-pixel tiles of each image and the whole image, each at --img, merged by NMS",
+        )
+        p.add_argument(
+            "--overlap", type=float, default=0.2, help="overlap of neighbouring tiles (default: %(default)s)"
+        )
+
     p = commands.add_parser("train", help="train a model on a dataset")
     p.add_argument("--data", help="YOLO folder or data.yaml, COCO .json, or VOC folder (default: built-in shapes)")
     p.add_argument(
@@ -451,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep part of the model as loaded (no gradient, BatchNorm statistics kept), as darknet's stopbackward "
         "does: backbone, or N for darknet's first N layers (137: what yolov4.conv.137 holds)",
     )
+    p.add_argument(
+        "--autoanchor",
+        choices=["auto", "always", "off"],
+        help="anchors fitted to the training boxes: auto (where the defaults' best possible recall is below "
+        "0.98), always, or off (default: auto)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")
     p.set_defaults(run=train_command)
@@ -467,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="METRICS.json", help="write the metrics here")
     p.add_argument("--plots", metavar="DIR", help="write pr_curve.png and confusion_matrix.png here")
     p.add_argument("--stretch", action="store_true", help=STRETCH_HELP)
+    sliced(p)
     device(p)
     p.set_defaults(run=eval_command)
 
@@ -492,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--exist-ok", action="store_true", help="write into --out as it is instead of a new numbered one")
     p.add_argument("--stretch", action="store_true", help=STRETCH_HELP)
+    sliced(p)
     device(p)
     p.set_defaults(run=predict_command)
 
@@ -509,6 +547,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--img", type=input_size, default=416, help="input size the anchors are for (default: %(default)s)")
     p.set_defaults(run=anchors_command)
+
+    p = commands.add_parser(
+        "tile",
+        help="cut a dataset's images into overlapping tiles with their boxes (small objects in large images)",
+        description="Cut every image of a dataset (YOLO, COCO or VOC) into SIZE-pixel tiles, OVERLAP apart, and "
+        "write them with their boxes as a YOLO dataset in --out, split as training splits the images (the "
+        "dataset's val split, --val, or 10%% of the images held out): the tiles of one image are all on one side. "
+        "A tile keeps a box with at least --min-visible of its area inside, clipped; a box cut off below that is "
+        "dropped and its pixels painted grey (--cut grey), or kept clipped (--cut keep).",
+    )
+    p.add_argument("--data", required=True, help="the dataset")
+    p.add_argument("--val", help="a separate validation set (default: the dataset's own, else 10%% held out)")
+    p.add_argument("--size", type=int, default=416, help="tile side in pixels (default: %(default)s)")
+    p.add_argument("--overlap", type=float, default=0.2, help="overlap of neighbouring tiles (default: %(default)s)")
+    p.add_argument(
+        "--min-visible",
+        type=float,
+        default=0.5,
+        help="share of a box's area a tile must show to keep it (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cut",
+        choices=["grey", "keep"],
+        default="grey",
+        help="a box shown less than --min-visible: dropped, its pixels grey; or kept clipped (default: %(default)s)",
+    )
+    p.add_argument("--out", required=True, help="the folder to write (new, or empty)")
+    p.set_defaults(run=tile_command)
 
     p = commands.add_parser("export", help="write a checkpoint as a darknet .cfg and .weights pair")
     p.add_argument("--weights", metavar="CKPT", required=True, help="a training checkpoint")

@@ -86,3 +86,45 @@ def dataset_anchors(dataset, input_size: int = 416, k: int = 9, levels: int = 3,
         for i in range(levels)
     )
     return grouped, mean_iou
+
+
+# ----------------------------------------------------------------------------- autoanchor
+
+ANCHOR_RATIO = 4.0  # a box fits an anchor when neither side differs by more than this factor
+ENOUGH_RECALL = 0.98  # anchors whose best possible recall reaches this are kept (Ultralytics' rule)
+AUTOANCHOR_MODES = ("auto", "always", "off")
+
+
+def best_possible_recall(sizes: np.ndarray, anchors: np.ndarray, ratio: float = ANCHOR_RATIO) -> float:
+    """The share of (N, 2) box sizes that some anchor of (K, 2) fits within ``ratio`` in width
+    and in height, both ways, as Ultralytics' autoanchor measures anchors (its anchor_t = 4)."""
+    quotient = np.asarray(sizes, np.float64)[:, None, :] / np.asarray(anchors, np.float64)[None, :, :]  # (N, K, 2)
+    worst = np.maximum(quotient, 1 / quotient).max(axis=2)  # (N, K): the side that fits worse
+    return float((worst.min(axis=1) <= ratio).mean())
+
+
+def fit_anchors(dataset, model: str, input_size: int, mode: str = "auto") -> tuple[tuple | None, str]:
+    """(anchors for YOLO_V4Config, or None to keep ``model``'s defaults; a line saying why).
+
+    ``mode`` ``"auto"`` fits anchors to the dataset's boxes (``dataset_anchors``) when the
+    default anchors' best possible recall is below ``ENOUGH_RECALL``, and uses them where they
+    fit better; ``"always"`` uses fitted anchors whatever the defaults' fit; ``"off"`` keeps
+    the defaults. A dataset with fewer boxes than anchors keeps the defaults."""
+    if mode not in AUTOANCHOR_MODES:
+        raise ValueError(f"autoanchor must be one of {AUTOANCHOR_MODES}, got {mode!r}")
+    if mode == "off":
+        return None, f"anchors: {model}'s defaults (autoanchor off)"
+    defaults, layout = default_anchors(model), anchor_layout(model)
+    sizes = box_sizes(dataset, input_size)
+    if len(sizes) < len(defaults):
+        return None, f"anchors: {model}'s defaults ({len(sizes)} boxes are too few to fit {len(defaults)} anchors)"
+    before = best_possible_recall(sizes, defaults)
+    said = f"best possible recall at {input_size} px {before:.3f} with {model}'s default anchors"
+    if mode == "auto" and before >= ENOUGH_RECALL:
+        return None, f"anchors: {said}; defaults kept"
+    fitted, _ = dataset_anchors(dataset, input_size, len(defaults), levels=len(layout))
+    after = best_possible_recall(sizes, np.array([a for level in fitted for a in level]))
+    better = mean_best_iou(sizes, np.array([a for level in fitted for a in level])) > mean_best_iou(sizes, defaults)
+    if mode == "auto" and after <= before and not better:
+        return None, f"anchors: {said}, {after:.3f} with fitted ones; defaults kept"
+    return fitted, f"anchors: {said}, {after:.3f} with anchors fitted to the data (used): {list(fitted)}"

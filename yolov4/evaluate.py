@@ -11,6 +11,7 @@ from yolov4.boxes import xywh_to_xyxy
 from yolov4.inference import detect_images
 from yolov4.metrics import coco_metrics, confusion_matrix
 from yolov4.plots import plot_confusion, plot_pr_curves
+from yolov4.tiles import detect_tiled
 
 MAP_CONF_THRESH = 0.005  # darknet's threshold when measuring mAP
 
@@ -24,15 +25,24 @@ def detect_dataset(
     iou_thresh: float = 0.45,
     max_det: int = 100,
     letterbox: bool = True,
+    tile: int | None = None,
+    overlap: float = 0.2,
 ) -> tuple[list[dict], list[dict]]:
     """(ground truth, detections) per image, as ``yolov4.metrics`` takes them, in each original
     image's pixels; each image letterboxed into the input, or stretched (``letterbox=False``).
-    The dataset is read a batch at a time, never held whole."""
+    The dataset is read a batch at a time, never held whole. With ``tile`` (pixels), each
+    image is detected sliced: its tiles ``overlap`` apart and the whole image
+    (``yolov4.tiles.detect_tiled``), each letterboxed."""
     truths, found = [], []
     for start in range(0, len(dataset), batch_size):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         images = [image for image, _ in samples]
-        detected = detect_images(model, images, input_size, conf_thresh, iou_thresh, max_det, batch_size, letterbox)
+        if tile is not None:
+            options = (conf_thresh, iou_thresh, max_det, batch_size)
+            detected = detect_tiled(model, images, input_size, tile, overlap, *options)
+        else:
+            options = (conf_thresh, iou_thresh, max_det, batch_size, letterbox)
+            detected = detect_images(model, images, input_size, *options)
         for (_, boxes), detections in zip(samples, detected, strict=True):
             truths.append({"boxes": xywh_to_xyxy(boxes[:, 1:5]), "classes": boxes[:, 0].astype(int)})
             found.append(
@@ -54,7 +64,8 @@ def evaluate_model(
     **predict_options: Any,
 ) -> dict[str, Any]:
     """COCO and VOC metrics of ``model`` on ``dataset`` at the square ``input_size``; with
-    ``plots`` (a folder), also ``pr_curve.png`` and ``confusion_matrix.png`` there."""
+    ``plots`` (a folder), also ``pr_curve.png`` and ``confusion_matrix.png`` there. The
+    ``predict_options`` are ``detect_dataset``'s (``tile`` and ``overlap`` for sliced detection)."""
     truths, found = detect_dataset(model, dataset, input_size, batch_size, **predict_options)
     names = list(getattr(dataset, "class_names", [str(k) for k in range(model.config.num_classes)]))
     metrics = coco_metrics(truths, found, model.config.num_classes, names)

@@ -46,7 +46,9 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.optim import lr_scheduler
 from minilucid.serialization import write_text_atomically
+from yolov4.anchors import fit_anchors
 from yolov4.checkpoint import RUN_KEYS, WEIGHTS_KEYS, load_weights, read_checkpoint
+from yolov4.config import YOLO_V4Config
 from yolov4.darknet import conv_layers
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
@@ -103,6 +105,10 @@ TERM_FORMATS = {"loss": ".2f", "box": ".3f", "obj": ".2f", "cls": ".3f", "iou_br
 # What a run writes into its folder (all of it replaced when a new run reuses the folder).
 RUN_FILES = ("last.npz", "best.npz", "log.jsonl", "curves.png", "config.yaml", "splits.txt")
 
+# What the line printed after each epoch shows: mAP@0.5, mAP@[.5:.95] and mAP by COCO's object
+# sizes (small < 32^2 <= medium < 96^2 <= large pixels of area; -1 where the set has none).
+LOGGED = ("loss", "map50", "map", "map_small", "map_medium", "map_large")
+
 
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
@@ -134,12 +140,14 @@ class Trainer:
         print(f"train: {describe(self.train_set)}", flush=True)
         print(f"val: {describe(self.val_set)}", flush=True)
         self.class_names = self.train_set.class_names
+        anchors = {} if resuming else self._anchors()  # a resumed run takes the checkpoint's (resume)
         self.model = build_model(
             config.model,
             len(self.class_names),
             cls_label_smoothing=config.cls_label_smoothing,
             drop_block=config.drop_block,
             cmbn=config.cmbn,
+            **anchors,
             **config.model_options,
         ).to(config.device)
         self.pretrained: list[str] = []  # the state_dict names loaded from config.weights (resume: the checkpoint's)
@@ -168,6 +176,18 @@ class Trainer:
         branch = self.model.config.has_iou_branch
         self.loss_terms = [key for key in TERM_FORMATS if key != "iou_branch" or branch]  # summed and logged
         self.epoch, self.history = 0, []
+
+    def _anchors(self) -> dict[str, Any]:
+        """``{"anchors": ...}`` fitted to the training boxes where ``autoanchor`` asks for them
+        (``yolov4.anchors.fit_anchors``, which says why in one printed line), else {}. Anchors
+        given in ``model_options``, a start from ``weights`` (whose output convs were trained for
+        the default anchors) and the built-in data keep theirs."""
+        c = self.config
+        if c.autoanchor == "off" or "anchors" in c.model_options or c.weights or c.data is None:
+            return {}
+        fitted, line = fit_anchors(self.train_set, c.model, c.img, c.autoanchor)
+        print(line, flush=True)
+        return {"anchors": fitted} if fitted else {}
 
     def _optimize(self) -> None:
         """The optimizer and its schedule; the layers that ``self.pretrained`` does not name learn
@@ -223,6 +243,7 @@ class Trainer:
             dataset.use_class_order(names, f"resume {path}")
         self.class_names = names
         self.out = check_writable(Path(path).parent, folder=True)
+        self.model.config.anchors = YOLO_V4Config(**json.loads(state["model_config"])).anchors  # fitted ones too
         self.pretrained = json.loads(state.get("pretrained", "[]"))  # none in a checkpoint from before
         self._optimize()  # the checkpoint's parameter groups
         load_weights(self.model, state["model"], path)
@@ -342,6 +363,6 @@ class Trainer:
             self.write_log()
             plot_history(self.history, self.out / "curves.png")
             if self.progress:
-                summary = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss", "map50", "map") if k in record)
+                summary = ", ".join(f"{k} {record[k]:.3f}" for k in LOGGED if k in record)
                 print(f"epoch {self.epoch}/{target}: {summary} ({record['images_per_s']:.1f} img/s)", flush=True)
         return self.history

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from yolov4.anchors import AUTOANCHOR_MODES
 from yolov4.config import MODELS, YOLO_V4Config
 from yolov4.data.augment import AugmentConfig
 from yolov4.files import read_json, read_yaml
@@ -114,6 +115,7 @@ class TrainConfig:
     drop_block: float = 0.0
     cmbn: bool = False
     model_options: dict = field(default_factory=dict)  # any other YOLO_V4Config field, e.g. iou_normalizer
+    autoanchor: str = "auto"  # auto: anchors fitted to data the defaults fit poorly; always; off (yolov4.anchors)
     ema: float = 0.0  # weight EMA decay (0: off; 0.9999 is usual)
     ema_ramp: int = 2000  # updates over which the EMA's decay ramps up (keep it well below the run's)
     device: str = "cpu"
@@ -162,6 +164,7 @@ class TrainConfig:
             "seed": (self.seed >= 0, "a whole number >= 0"),
             "conf_thresh": (0 <= self.conf_thresh < 1, "a score threshold in [0, 1)"),
             "fresh_lr": (self.fresh_lr > 0, "a positive multiple of lr"),
+            "autoanchor": (self.autoanchor in AUTOANCHOR_MODES, ", ".join(AUTOANCHOR_MODES)),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
@@ -218,8 +221,9 @@ def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The TrainConfig settings a training checkpoint (as ``read_checkpoint`` returns it) was
     made with. A checkpoint from before ``decay_on`` existed decayed every parameter; one from
     before ``cls_label_smoothing`` took YOLO_V4Config's name calls it ``label_smoothing``; one
-    from before ``fresh_lr`` trained every layer at the same rate."""
-    stored = {"decay_on": "all", **NOT_FINETUNING, **json.loads(checkpoint["train_config"])}
+    from before ``fresh_lr`` trained every layer at the same rate; one from before
+    ``autoanchor`` kept the default anchors."""
+    stored = {"decay_on": "all", "autoanchor": "off", **NOT_FINETUNING, **json.loads(checkpoint["train_config"])}
     if "label_smoothing" in stored:
         stored["cls_label_smoothing"] = stored.pop("label_smoothing")
     return stored
