@@ -16,7 +16,6 @@ from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
 from yolov4.cfg import DarknetGraph
 from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
-from yolov4.data.images import as_image, unit_scale
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
@@ -49,6 +48,8 @@ def network_batch(x: Any, channels: int) -> Any:
     """A batch (N, C, H, W), or (N, H, W, C) as images are usually stacked, as float32 in
     [0, 1] by the rule of ``yolov4.data.images.unit_scale`` (uint8 is divided by 255, a float
     batch on the 0-255 scale is refused); a Tensor stays on its device."""
+    from yolov4.data.images import unit_scale  # Pillow's module, imported only to predict
+
     data = x.data if isinstance(x, lucid.Tensor) else x
     if not backend.is_gpu_array(data):
         data = np.asarray(data)
@@ -210,6 +211,7 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         check_thresholds(conf_thresh, iou_thresh, max_det)
         if input_size is None and getattr(x, "ndim", None) == 4:
             return self._predict_batch(x, conf_thresh, iou_thresh, max_det, nms_kind)
+        from yolov4.data.images import as_image  # Pillow's module: the model itself does without it
         from yolov4.inference import detect_images  # it calls back here with a batch
 
         listed = isinstance(x, list) and not (x and isinstance(x[0], (int, float)))
