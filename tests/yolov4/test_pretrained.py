@@ -180,22 +180,8 @@ def test_a_frozen_backbone_stays_as_loaded_while_the_rest_trains_and_resumes_exa
     file_values = arrays_of(written)
 
     def config(out, **overrides):
-        settings = dict(
-            data=str(tiny_dataset),
-            model="small",
-            img=64,
-            epochs=2,
-            batch=4,
-            optimizer="sgd",
-            lr=1e-2,
-            burn_in=1,
-            out=str(out),
-            seed=3,
-            sat=0.02,
-            weights=str(tmp_path / "m.weights"),
-            freeze="backbone",
-        )
-        return TrainConfig(**{**settings, **overrides})
+        settings = dict(weight_decay=0.0005, seed=3, sat=0.02, freeze="backbone")
+        return fine_tuning(tiny_dataset, tmp_path / "m.weights", out, **{**settings, **overrides})
 
     straight = Trainer(config(tmp_path / "run"), progress=False)
     assert "loaded 82 of 82 layers" in capsys.readouterr().out
