@@ -39,6 +39,7 @@ def detect_images(
     max_det: int = 300,
     batch_size: int = 8,
     letterbox: bool = True,
+    nms_kind: str | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Detections on each image, ``{"box": [x1, y1, x2, y2], "score", "class_id"}`` with the
     box in that image's own pixels, best first; one list per image.
@@ -48,8 +49,8 @@ def detect_images(
     the network's input, multiples of 32: a side (a square input) or (height, width). With
     ``letterbox`` (the default) an image keeps its aspect ratio, padded grey; without, it is
     stretched to the input, as darknet's ``detector test`` and OpenCV's ``DetectionModel`` do.
-    The images go through ``model`` ``batch_size`` at a time; the thresholds and ``max_det``
-    are ``model.predict``'s.
+    The images go through ``model`` ``batch_size`` at a time; the thresholds, ``max_det`` and
+    ``nms_kind`` (None: the model's own) are ``model.predict``'s.
     """
     size = input_shape(input_size)
     if batch_size < 1:
@@ -57,10 +58,13 @@ def detect_images(
     if not isinstance(images, (list, tuple)):
         raise ValueError(f"detect_images: expected a list of images, got {type(images).__name__} (pass [image])")
     images = [as_image(image, f"detect_images: image {index}") for index, image in enumerate(images)]
+    chosen = {"nms_kind": nms_kind} if nms_kind is not None else {}  # else predict's default
     found = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
         placed = np.stack([letterbox_image(image, size, letterbox) for image in batch])  # (B, 3, height, width)
-        for image, detections in zip(batch, model.predict(placed, conf_thresh, iou_thresh, max_det), strict=True):
+        for image, detections in zip(
+            batch, model.predict(placed, conf_thresh, iou_thresh, max_det, **chosen), strict=True
+        ):
             found.append(to_original(detections, image.shape[1:], size, letterbox))
     return found

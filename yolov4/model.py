@@ -214,13 +214,13 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         from yolov4.data.images import as_image  # Pillow's module: the model itself does without it
         from yolov4.inference import detect_images  # it calls back here with a batch
 
-        listed = isinstance(x, list) and not (x and isinstance(x[0], (int, float)))
-        images = [as_image(image, f"predict: image {n}") for n, image in enumerate(x if listed else [x])]
+        images = [as_image(image, f"predict: image {n}") for n, image in enumerate(x if isinstance(x, list) else [x])]
         if input_size is None:
             sizes = {image.shape[1:] for image in images}
             own = sizes.pop() if len(sizes) == 1 else (0, 0)
             input_size = own if all(s > 0 and s % 32 == 0 for s in own) else self.default_input_size()
-        return detect_images(self, images, input_size, conf_thresh, iou_thresh, max_det, letterbox=letterbox)
+        options = (conf_thresh, iou_thresh, max_det)
+        return detect_images(self, images, input_size, *options, letterbox=letterbox, nms_kind=nms_kind)
 
     def _predict_batch(
         self, x: Any, conf_thresh: float, iou_thresh: float, max_det: int, nms_kind: str | None

@@ -171,7 +171,9 @@ def test_saving_the_released_model_writes_back_the_same_floats(released, release
     assert written[20:] == original[20:]  # the floats; the header's `seen` may differ
 
 
-def test_the_command_line_detects_on_a_phone_photo_with_the_released_file_alone(released_tiny_weights, tmp_path):
+def test_the_command_line_detects_on_a_phone_photo_with_the_released_file_alone(
+    released, released_tiny_weights, tmp_path
+):
     """``predict --weights yolov4-tiny.weights`` takes its cfg and COCO's names from the package;
     a phone photo (pixels stored turned, with an EXIF orientation) is read upright, so the cat
     comes back in the upright picture's pixels; ``--stretch`` places it as darknet does."""
@@ -180,7 +182,7 @@ def test_the_command_line_detects_on_a_phone_photo_with_the_released_file_alone(
 
     cat = photo("chelsea")  # (300, 451, 3), upright
     phone_photo(cat, tmp_path / "cat.jpg")
-    expected = {True: detect_images(released_tiny_weights_model(released_tiny_weights), [cat], 416, letterbox=True)}
+    expected = detect_images(released, [cat], 416)[0]  # the API on the upright array, letterboxed
     for stretch in (False, True):
         out = tmp_path / f"out{int(stretch)}"
         argv = ["predict", str(tmp_path / "cat.jpg"), "--weights", str(released_tiny_weights), "--out", str(out)]
@@ -194,8 +196,20 @@ def test_the_command_line_detects_on_a_phone_photo_with_the_released_file_alone(
         with Image.open(out / "cat.png") as drawn:
             assert drawn.size == (451, 300)
         if not stretch:  # the same as the API on the upright array, up to JPEG
-            assert abs(best["score"] - expected[True][0][0]["score"]) < 0.05
+            assert abs(best["score"] - expected[0]["score"]) < 0.05
 
 
-def released_tiny_weights_model(path):
-    return load_darknet(path).eval()
+def test_a_photo_and_its_placed_batch_use_the_nms_kind_asked_for(released):
+    """``nms_kind`` reaches NMS on the photo route too: greedy and DIoU-NMS keep different boxes
+    on a busy photo, and each equals the batch route's for the same kind."""
+    from yolov4.letterbox import letterbox_image, to_original
+
+    image = photo("coffee")
+    placed = letterbox_image(image.transpose(2, 0, 1) / np.float32(255), (416, 416))
+    found = {}
+    for kind in ("greedy", "diou"):
+        found[kind] = released.predict(image, 0.05, 0.3, input_size=416, nms_kind=kind)[0]
+        batch = to_original(released.predict(placed[None], 0.05, 0.3, nms_kind=kind)[0], image.shape[:2], (416, 416))
+        assert [d["class_id"] for d in found[kind]] == [d["class_id"] for d in batch]
+        np.testing.assert_allclose([d["score"] for d in found[kind]], [d["score"] for d in batch], atol=1e-5)
+    assert len(found["greedy"]) != len(found["diou"])
