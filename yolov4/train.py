@@ -110,6 +110,36 @@ RUN_FILES = ("last.npz", "best.npz", "log.jsonl", "curves.png", "config.yaml", "
 LOGGED = ("loss", "map50", "map", "map_small", "map_medium", "map_large")
 
 
+class Pace:
+    """How long the rest of a run will take, judged from its first few updates.
+
+    The first ``skip`` updates are left out (they allocate what later ones reuse); the next
+    ``timed`` give the rate in images per second, and the images still to train divided by
+    that rate is the estimate. Evaluation is not in it."""
+
+    def __init__(self, images_to_train: int, skip: int = 2, timed: int = 8, clock=time.perf_counter) -> None:
+        self.images_to_train, self.skip, self.timed, self.clock = images_to_train, skip, timed, clock
+        self.updates, self.images, self.started, self.timed_images = 0, 0, None, 0
+
+    def update(self, images: int) -> str | None:
+        """Count one update of ``images``; once the timed updates are done, the estimate's line
+        (returned once, then None)."""
+        self.updates += 1
+        self.images += images
+        if self.updates == self.skip:
+            self.started = self.clock()
+        elif self.updates > self.skip:
+            self.timed_images += images
+        if self.updates != self.skip + self.timed or self.started is None:
+            return None
+        rate = self.timed_images / max(self.clock() - self.started, 1e-9)
+        minutes = (self.images_to_train - self.images) / rate / 60
+        return (
+            f"expected: about {minutes:.1f} more minutes of training at {rate:.1f} img/s "
+            f"(timed over updates {self.skip + 1} to {self.skip + self.timed} on this machine)"
+        )
+
+
 class TrainingError(RuntimeError):
     """Training stopped (a NaN loss, say); the message names why and the last good checkpoint."""
 
@@ -326,6 +356,7 @@ class Trainer:
             + "".join(f"{path}\n" for path, _ in self.val_set.items),
         )
         target = epochs or c.epochs
+        pace = Pace((target - self.epoch) * len(self.train_set))
         while self.epoch < target:
             self.model.train()
             self.loader.set_epoch(self.epoch)
@@ -335,6 +366,9 @@ class Trainer:
             for images, targets in bar:
                 terms = self.train_batch(images, targets)
                 seen += len(targets)
+                estimate = pace.update(len(targets))
+                if estimate and self.progress:
+                    bar.write(estimate)
                 for key in totals:
                     totals[key] += terms[key] * len(targets)
                 rate = seen / (time.perf_counter() - start)

@@ -345,3 +345,23 @@ def test_the_ema_ramp_is_a_setting(tiny_dataset, tmp_path):
     assert (trainer.ema.decay, trainer.ema.ramp) == (0.99, 50)
     with pytest.raises(ValueError, match=r"TrainConfig.ema_ramp = 0 is invalid: expected a positive number"):
         TrainConfig(ema_ramp=0)
+
+
+def test_pace_estimates_the_rest_of_the_run_from_the_timed_updates():
+    from yolov4.train import Pace
+
+    now = [0.0]
+    pace = Pace(images_to_train=1000, skip=2, timed=4, clock=lambda: now[0])
+    lines = []
+    for update in range(10):
+        now[0] += 50.0 if update < 2 else 1.0  # slow first updates are not timed; then 4 images/s
+        lines.append(pace.update(4))
+    said = [line for line in lines if line]
+    assert len(said) == 1 and lines[5] == said[0]  # once, right after the 4 timed updates
+    # 24 images trained, 976 to go at 4 img/s: 244 s
+    assert "about 4.1 more minutes" in said[0] and "4.0 img/s" in said[0], said[0]
+
+
+def test_a_run_prints_its_expected_time(tiny_dataset, tmp_path, capsys):
+    Trainer(config(tiny_dataset, tmp_path / "run", epochs=3, batch=2)).fit()  # 12 updates: 2 skipped, 8 timed
+    assert "expected: about" in capsys.readouterr().out
