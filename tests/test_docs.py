@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import io
 import json
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -157,7 +159,7 @@ def test_every_paper_technique_points_at_exactly_one_function():
     rows = table_rows(read("docs/yolov4-paper-map.md"))
     techniques = [row for row in rows if row[0] != "technique"]
     assert len(techniques) > 20
-    for technique, where, _ in techniques:
+    for technique, where, *_ in techniques:
         spans = code_spans(where)
         assert len(spans) == 2 and spans[0].endswith(".py"), (
             f"the paper map's {technique!r} points at {spans}: expected one file and one name in it"
@@ -165,6 +167,95 @@ def test_every_paper_technique_points_at_exactly_one_function():
         name = re.match(r"[\w.]+", spans[1]).group(0)
         found = resolve(spans[0][: -len(".py")].replace("/", "."), name)
         assert callable(found), f"{spans[0]}: {name} ({technique!r}) is not a function or class"
+
+
+NOTEBOOK_CITATION = re.compile(r"\[(\d+(?:, \d+)*)\]")  # [13] or [1, 14], outside code spans
+NAMED_BY_EVERY_NOTEBOOK = {"yolo_v4"}  # naming the model's factory shows no one technique
+PENDING_CITATIONS = {  # (technique, notebook): the notebook's section lands with another branch of issue 30
+    ("IoU-aware objectness", 10),
+}
+
+
+def code_names(source: str) -> set[str]:
+    """The names a cell of Python uses: its identifiers, and its string literals that are one
+    identifier (a setting passed as a dict key, ``{"multiscale": True}``); not its comments, nor
+    words inside longer strings."""
+    names = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.NAME:
+                names.add(token.string)
+            elif token.type == tokenize.STRING:
+                names.add(token.string.strip("\"'"))
+    except (tokenize.TokenError, SyntaxError) as error:
+        raise AssertionError(f"a notebook cell does not tokenize as Python ({error}):\n{source}") from error
+    return {name for name in names if name.isidentifier()}
+
+
+def notebook_names(number: int) -> set[str] | None:
+    """``code_names`` over the code cells of notebook ``number`` (their sources, not their
+    outputs); None if there is no such notebook."""
+    paths = sorted((ROOT / "notebooks").glob(f"{number:02d}-*.ipynb"))
+    if len(paths) != 1:
+        return None
+    cells = json.loads(paths[0].read_text(encoding="utf-8"))["cells"]
+    return set().union(*(code_names("".join(cell["source"])) for cell in cells if cell["cell_type"] == "code"))
+
+
+def paper_map_row_names(where: str, switch: str) -> set[str]:
+    """The code names a paper-map row gives: each part of the function or class it points at
+    (`DetectionLoader.input_size_at`: both), and each setting, attribute or function that its
+    switch cell puts in backticks as `name`, `a.name`, `name(...)`, `name=...`, `name: value` or
+    `name: {key: value, ...}` (whose keys are the names). Other spans (commands, numbers) name
+    nothing."""
+    names = set(re.match(r"[\w.]+", code_spans(where)[1]).group(0).split("."))
+    for span in code_spans(switch):
+        keys = re.fullmatch(r"\w+: \{(.*)\}", span)
+        if keys:
+            names |= {key.split(":")[0].strip() for key in keys.group(1).split(",")}
+        elif plain := re.fullmatch(r"(\w+(?:\.\w+)*)(?:\(.*\)|=.*|: .*)?", span):
+            names |= set(plain.group(1).split("."))
+    return {name for name in names if name.isidentifier()} - NAMED_BY_EVERY_NOTEBOOK
+
+
+def paper_map_citation_problems(text: str) -> list[str]:
+    """What is wrong with the notebook citations of a paper map's technique rows: a row that cites
+    no notebook, or cites one that does not exist or whose code cells use none of the row's code
+    names (``paper_map_row_names`` against ``notebook_names``)."""
+    problems, code = [], {}
+    for technique, where, switch, *_ in [row for row in table_rows(text) if row[0] != "technique"]:
+        cited = [
+            int(n) for group in NOTEBOOK_CITATION.findall(re.sub(r"`[^`]*`", "", switch)) for n in group.split(", ")
+        ]
+        if not cited:
+            problems.append(f"{technique!r} cites no notebook")
+        names = paper_map_row_names(where, switch)
+        for number in cited:
+            if number not in code:
+                code[number] = notebook_names(number)
+            if code[number] is None:
+                problems.append(f"{technique!r} cites notebook {number}, which does not exist")
+                continue
+            pending = any(technique.startswith(t) and number == n for t, n in PENDING_CITATIONS)
+            if not pending and not names & code[number]:
+                problems.append(f"{technique!r} cites notebook {number}, whose code names none of {sorted(names)}")
+    return problems
+
+
+def test_paper_map_cites_notebooks_that_show_each_technique():
+    text = read("docs/yolov4-paper-map.md")
+    assert len([row for row in table_rows(text) if row[0] != "technique"]) > 20
+    problems = paper_map_citation_problems(text)
+    assert not problems, "docs/yolov4-paper-map.md:\n" + "\n".join(problems)
+
+
+def test_paper_map_citation_check_catches_a_wrong_citation():
+    row = "| Mosaic | `yolov4/data/augment.py`: `mosaic` | Train `augment: {mosaic: p}` [%s] |"
+    assert paper_map_row_names("`yolov4/data/augment.py`: `mosaic`", "Train `augment: {mosaic: p}`") == {"mosaic"}
+    assert paper_map_citation_problems(row % "13") == []
+    assert "cites notebook 2, whose code names none of ['mosaic']" in paper_map_citation_problems(row % "2")[0]
+    assert "cites no notebook" in paper_map_citation_problems(row.replace(" [%s]", ""))[0]
+    assert "which does not exist" in paper_map_citation_problems(row % "99")[0]
 
 
 def test_every_variant_the_docs_name_is_accepted():
