@@ -171,9 +171,6 @@ def test_every_paper_technique_points_at_exactly_one_function():
 
 NOTEBOOK_CITATION = re.compile(r"\[(\d+(?:, \d+)*)\]")  # [13] or [1, 14], outside code spans
 NAMED_BY_EVERY_NOTEBOOK = {"yolo_v4"}  # naming the model's factory shows no one technique
-PENDING_CITATIONS = {  # (technique, notebook): the notebook's section lands with another branch of issue 30
-    ("IoU-aware objectness", 10),
-}
 
 
 def code_names(source: str) -> set[str]:
@@ -236,8 +233,7 @@ def paper_map_citation_problems(text: str) -> list[str]:
             if code[number] is None:
                 problems.append(f"{technique!r} cites notebook {number}, which does not exist")
                 continue
-            pending = any(technique.startswith(t) and number == n for t, n in PENDING_CITATIONS)
-            if not pending and not names & code[number]:
+            if not names & code[number]:
                 problems.append(f"{technique!r} cites notebook {number}, whose code names none of {sorted(names)}")
     return problems
 
