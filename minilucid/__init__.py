@@ -17,7 +17,7 @@ from minilucid import (  # noqa: E402
     parallel,
     random,  # noqa: E402, I001  (after Tensor: it builds tensors)
 )
-from minilucid.autograd import enable_grad, grad_enabled, no_grad
+from minilucid.autograd import enable_grad, grad_enabled, no_grad, reference_kernels, reference_kernels_enabled
 from minilucid.backend import gpu_available
 from minilucid.creation import (
     arange,

@@ -2,13 +2,15 @@
 
 Shapes: x (N, C, H, W), y (N, C, OH, OW).
 
-Max pooling is separable: the max over a KHxKW window is the max over KH rows of the max
-over KW columns. So it takes KW shifted slices along the width, then KH along the height,
-each an element-wise maximum over output-sized arrays. It keeps track of where the winner
-was, the first maximum in row-major order as PyTorch, and backward sends each output's
-gradient there by one flat scatter-add. It equals the plain version, the ``argmax`` of every
-window copied out, which the tests keep as the reference (docs/performance.md, "Max
-pooling", says why it is not the code).
+Max pooling, plainly (``MaxPool2dReference``): copy every KHxKW window out of a strided view
+and take its max; the winner is the window's first maximum in row-major order, as in
+PyTorch, and backward adds each output's gradient onto its winner. The fast ``MaxPool2d``
+below it is separable: the max over a KHxKW window is the max over KH rows of the max over
+KW columns. So it takes KW shifted slices along the width, then KH along the height, each
+an element-wise maximum over output-sized arrays, finds the same winners by arithmetic, and
+sends the gradients there by one flat scatter-add. It equals the reference, winners
+included (docs/performance.md, "Max pooling", says why the reference is not the code);
+``minilucid.reference_kernels()`` runs the reference instead.
 
 Nearest upsampling and adaptive average pooling are both *linear resamplings*: each output
 row is a fixed mix of input rows, and likewise for columns, so y = Mh @ x @ Mw^T with small
@@ -24,7 +26,7 @@ import numpy
 from minilucid import backend
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
-from minilucid.nn.functional.conv import output_size, pad2d
+from minilucid.nn.functional.conv import output_size, pad2d, window_view
 from minilucid.tensor import Tensor
 
 
@@ -33,9 +35,43 @@ def _height_width(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-class MaxPool2d(Function):
+class MaxPool2dReference(Function):
+    """y = the max of each KHxKW window of x padded with -inf; each output's gradient goes to
+    its window's first maximum (row-major), and the gradients that land on one input add up."""
+
     def __init__(self, kernel: tuple[int, int], stride: int, padding: int) -> None:
         self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        kh, kw = self.kernel
+        oh = output_size(h, kh, self.stride, self.padding)
+        ow = output_size(w, kw, self.stride, self.padding)
+        padded = pad2d(x, self.padding, -get_array_module(x).inf)  # (N, C, HP, WP)
+        windows = window_view(padded, self.kernel, self.stride, (oh, ow))  # (N, C, KH, KW, OH, OW), no copy
+        windows = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)  # a copy: one window a row
+        self.input_shape, self.winner = x.shape, windows.argmax(axis=-1)  # (N, C, OH, OW): i * KW + j
+        return windows.max(axis=-1)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        n, c, h, w = self.input_shape
+        kh, kw = self.kernel
+        oh, ow = gy.shape[2:]
+        p = self.padding
+        # Output (r, q)'s winner i * KW + j sits at row r * stride + i, column q * stride + j of the padded input.
+        rows = xp.arange(oh).reshape(1, 1, oh, 1) * self.stride + self.winner // kw
+        columns = xp.arange(ow).reshape(1, 1, 1, ow) * self.stride + self.winner % kw
+        images, channels = xp.arange(n).reshape(n, 1, 1, 1), xp.arange(c).reshape(1, c, 1, 1)
+        gx = xp.zeros((n, c, h + 2 * p, w + 2 * p), dtype=gy.dtype)
+        backend.scatter_add(gx, (images, channels, rows, columns), gy)  # gx[winner] += gy, repeats added
+        return gx[:, :, p : p + h, p : p + w]
+
+
+class MaxPool2d(MaxPool2dReference):
+    """``MaxPool2dReference``, separable: the same values and winners."""
+
+    reference = MaxPool2dReference
 
     def forward(self, x):
         xp = get_array_module(x)
