@@ -4,13 +4,13 @@ Shapes: x (N, C, H, W), y (N, C, OH, OW).
 
 Max pooling, plainly (``MaxPool2dReference``): copy every KHxKW window out of a strided view
 and take its max; the winner is the window's first maximum in row-major order, as in
-PyTorch, and backward adds each output's gradient onto its winner. The fast ``MaxPool2d``
-below it is separable: the max over a KHxKW window is the max over KH rows of the max over
-KW columns. So it takes KW shifted slices along the width, then KH along the height, each
-an element-wise maximum over output-sized arrays, finds the same winners by arithmetic, and
-sends the gradients there by one flat scatter-add. It equals the reference, winners
-included (docs/performance.md, "Max pooling", says why the reference is not the code);
-``minilucid.reference_kernels()`` runs the reference instead.
+PyTorch, and backward adds each output's gradient onto its winner by one flat scatter-add.
+The fast ``MaxPool2d`` below it changes only the forward, which is separable: the max over a
+KHxKW window is the max over KH rows of the max over KW columns. So it takes KW shifted
+slices along the width, then KH along the height, each an element-wise maximum over
+output-sized arrays, and finds the same winners by arithmetic; the reference's backward then
+serves both. It equals the reference, winners included (docs/performance.md, "Max pooling",
+says why the reference is not the code); ``minilucid.reference_kernels()`` runs the reference.
 
 Nearest upsampling and adaptive average pooling are both *linear resamplings*: each output
 row is a fixed mix of input rows, and likewise for columns, so y = Mh @ x @ Mw^T with small
@@ -57,19 +57,22 @@ class MaxPool2dReference(Function):
         xp = get_array_module(gy)
         n, c, h, w = self.input_shape
         kh, kw = self.kernel
-        oh, ow = gy.shape[2:]
-        p = self.padding
-        # Output (r, q)'s winner i * KW + j sits at row r * stride + i, column q * stride + j of the padded input.
-        rows = xp.arange(oh).reshape(1, 1, oh, 1) * self.stride + self.winner // kw
-        columns = xp.arange(ow).reshape(1, 1, 1, ow) * self.stride + self.winner % kw
-        images, channels = xp.arange(n).reshape(n, 1, 1, 1), xp.arange(c).reshape(1, c, 1, 1)
-        gx = xp.zeros((n, c, h + 2 * p, w + 2 * p), dtype=gy.dtype)
-        backend.scatter_add(gx, (images, channels, rows, columns), gy)  # gx[winner] += gy, repeats added
-        return gx[:, :, p : p + h, p : p + w]
+        _, _, oh, ow = gy.shape
+        hp, wp = h + 2 * self.padding, w + 2 * self.padding
+        # Output (r, q)'s winner i * KW + j sits at row r * stride + i, column q * stride + j of
+        # the padded input (N, C, HP, WP); as one flat index, the planes one after the other.
+        rows = xp.arange(oh).reshape(oh, 1) * self.stride + self.winner // kw
+        cols = xp.arange(ow).reshape(1, ow) * self.stride + self.winner % kw
+        planes = xp.arange(n * c).reshape(n, c, 1, 1)
+        flat = (planes * hp + rows) * wp + cols
+        # gx[winner] += gy, the outputs that share a winner added up (NumPy's bincount, which adds in float64).
+        padded = backend.bin_sums(flat.ravel(), gy.ravel(), n * c * hp * wp).reshape(n, c, hp, wp)
+        return padded[:, :, self.padding : self.padding + h, self.padding : self.padding + w]
 
 
 class MaxPool2d(MaxPool2dReference):
-    """``MaxPool2dReference``, separable: the same values and winners."""
+    """``MaxPool2dReference`` with a separable forward: the same values and winners, so the
+    reference's backward serves both."""
 
     reference = MaxPool2dReference
 
@@ -96,20 +99,6 @@ class MaxPool2d(MaxPool2dReference):
             won_column = xp.take_along_axis(column, padded_row, axis=2)
             self.input_shape, self.winner = x.shape, row * kw + won_column  # (N, C, OH, OW)
         return y
-
-    def backward(self, gy):
-        xp = get_array_module(gy)
-        n, c, h, w = self.input_shape
-        kh, kw = self.kernel
-        _, _, oh, ow = gy.shape
-        hp, wp = h + 2 * self.padding, w + 2 * self.padding
-        # Flat index of each winner inside the padded input (N, C, HP, WP).
-        rows = xp.arange(oh).reshape(oh, 1) * self.stride + self.winner // kw
-        cols = xp.arange(ow).reshape(1, ow) * self.stride + self.winner % kw
-        planes = xp.arange(n * c).reshape(n, c, 1, 1)
-        flat = (planes * hp + rows) * wp + cols
-        padded = backend.bin_sums(flat.ravel(), gy.ravel(), n * c * hp * wp).reshape(n, c, hp, wp)
-        return padded[:, :, self.padding : self.padding + h, self.padding : self.padding + w]
 
 
 def _maximum(candidates: list, xp):
