@@ -6,6 +6,10 @@
     x = lucid.tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
     x.grad  # array([2., 4.], dtype=float32)
+
+The fast kernels (conv, BatchNorm, max-pool, Mish, LeakyReLU) each keep their textbook
+formula in a Function class above them; ``with minilucid.reference_kernels():`` (or
+``MINILUCID_REFERENCE_KERNELS=1``) runs those instead (docs/architecture.md, "Reading the kernels").
 """
 
 from minilucid import (  # noqa: E402
