@@ -48,33 +48,44 @@ def all_subclasses(cls: type) -> list[type]:
 
 @contextlib.contextmanager
 def instrumented(timings: dict[str, float]):
-    """While in the block, every call of a Function subclass's forward/backward adds its seconds to ``timings``."""
+    """While in the block, every call of a Function subclass's forward/backward adds its seconds to ``timings``.
+
+    A method a class inherits (``MaxPool2d.backward`` is ``MaxPool2dReference``'s) counts under
+    the class that ran it, and a method that calls another (``super().forward``) counts once.
+    """
     from minilucid.autograd import Function
+
+    running = [False]  # inside a timed call: a nested one is not timed again
 
     def timed(method, key):
         @functools.wraps(method)
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            if running[0]:
+                return method(*args, **kwargs)
+            running[0], start = True, time.perf_counter()
             try:
                 return method(*args, **kwargs)
             finally:
+                running[0] = False
                 timings[key] += time.perf_counter() - start
 
         return wrapper
 
-    originals = [
-        (cls, phase, cls.__dict__[phase])
+    originals = [  # (class, phase, its own method or None, the method it runs)
+        (cls, phase, cls.__dict__.get(phase), getattr(cls, phase))
         for cls in all_subclasses(Function)
         for phase in ("forward", "backward")
-        if phase in cls.__dict__
     ]
-    for cls, phase, method in originals:
+    for cls, phase, _, method in originals:
         setattr(cls, phase, timed(method, f"{cls.__name__}.{phase}"))
     try:
         yield timings
     finally:
-        for cls, phase, method in originals:
-            setattr(cls, phase, method)
+        for cls, phase, own, _ in originals:
+            if own is None:
+                delattr(cls, phase)
+            else:
+                setattr(cls, phase, own)
 
 
 def compared_layers(kind: str) -> dict[str, str]:

@@ -6,6 +6,10 @@
     x = lucid.tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
     x.grad  # array([2., 4.], dtype=float32)
+
+The fast kernels (conv, BatchNorm, max-pool, Mish, LeakyReLU) each keep their textbook
+formula in a Function class above them; ``with minilucid.reference_kernels():`` (or
+``MINILUCID_REFERENCE_KERNELS=1``) runs those instead (docs/architecture.md, "Reading the kernels").
 """
 
 from minilucid import (  # noqa: E402
@@ -17,7 +21,7 @@ from minilucid import (  # noqa: E402
     parallel,
     random,  # noqa: E402, I001  (after Tensor: it builds tensors)
 )
-from minilucid.autograd import enable_grad, grad_enabled, no_grad
+from minilucid.autograd import enable_grad, grad_enabled, no_grad, reference_kernels, reference_kernels_enabled
 from minilucid.backend import gpu_available
 from minilucid.creation import (
     arange,

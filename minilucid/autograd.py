@@ -6,6 +6,10 @@ outputs to the gradients of the inputs, again on raw arrays. Calling a Function 
 runs ``forward`` and, when a gradient is wanted, links the outputs to the Function and the
 Function to its inputs. That chain of links is the graph.
 
+A fast Function may keep a plain twin: a Function class it derives from, named in its
+``reference`` attribute, whose forward and backward are the textbook formula. Under
+``reference_kernels()`` (or ``MINILUCID_REFERENCE_KERNELS=1``) every call runs the twin.
+
 ``backward`` walks the graph without recursion (YOLOv4's graph is over a thousand nodes
 deep), always taking the Function of highest *generation* next. A Function's generation is
 one more than the newest of its inputs, so every consumer of a tensor runs before the
@@ -17,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 from minilucid.backend import get_array_module, is_scalar
 
@@ -60,6 +65,48 @@ class enable_grad(contextlib.ContextDecorator):
         _grad_enabled = self._previous
 
 
+# ----------------------------------------------------------------------------- reference kernels
+
+
+def _reference_kernels_from_environment() -> bool:
+    """MINILUCID_REFERENCE_KERNELS, read once at import: "1" runs the references, "0" or unset the fast kernels."""
+    value = os.environ.get("MINILUCID_REFERENCE_KERNELS", "")
+    if value not in ("", "0", "1"):
+        raise ValueError(f"MINILUCID_REFERENCE_KERNELS must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
+_reference_kernels = _reference_kernels_from_environment()
+
+
+def reference_kernels_enabled() -> bool:
+    """Whether ops that keep a plain reference of themselves run it instead of their fast kernels."""
+    return _reference_kernels
+
+
+class reference_kernels(contextlib.ContextDecorator):
+    """Context manager and decorator: inside it every op with a reference runs that instead.
+
+    BatchNorm (train and eval), Mish, LeakyReLU, max-pooling and convolution each keep their
+    textbook formula as a Function class directly above the fast one, in the same module.
+    ``reference_kernels(False)`` turns them off inside (where the environment turned them on).
+    An op's backward runs the kernels its forward ran, wherever ``backward()`` is called.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> reference_kernels:
+        global _reference_kernels
+        self._previous = _reference_kernels
+        _reference_kernels = self.enabled
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _reference_kernels
+        _reference_kernels = self._previous
+
+
 # ----------------------------------------------------------------------------- broadcasting
 
 
@@ -85,9 +132,20 @@ class Function:
     ``broadcasts = True`` marks operations whose inputs broadcast against each other: the
     engine sums their input gradients back to each input's shape (see ``sum_to``). For all
     other operations a gradient of the wrong shape is a bug and raises.
+
+    ``reference`` names, on a fast Function, the class it derives from that computes the same
+    thing by the plain formula (same constructor, its own forward and backward). Under
+    ``reference_kernels()`` a call becomes an instance of that class, so its forward and its
+    backward are the reference's.
     """
 
     broadcasts = False
+    reference: ClassVar[type[Function] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.reference is not None and not issubclass(cls, cls.reference):
+            raise TypeError(f"{cls.__name__}.reference must be a class it derives from, got {cls.reference.__name__}")
 
     inputs: tuple | None = None
     saved: tuple = ()
@@ -107,6 +165,8 @@ class Function:
                     f"{type(self).__name__}: inputs are on different devices "
                     f"({device!r} and {x.device!r}); move them with .to(device) first"
                 )
+        if _reference_kernels and self.reference is not None:
+            self.__class__ = self.reference  # this call and its backward run the plain formula
         record = _grad_enabled and any(x.requires_grad for x in inputs)
         self.needs_input_grad = tuple(record and x.requires_grad for x in inputs)
         outputs = self.forward(*(x.data for x in inputs))

@@ -16,7 +16,6 @@ import minilucid as lucid
 from minilucid import parallel
 from minilucid.nn import functional as F
 from tests.conftest import DEVICES
-from tests.minilucid.test_nn_functional import plain_batch_norm_train, plain_mish
 
 
 @pytest.fixture
@@ -88,22 +87,22 @@ def test_threaded_ops_equal_unthreaded_to_the_bit(name, pool):
         np.testing.assert_array_equal(a, b, err_msg=f"{name}: output {index} (0 is the forward)")
 
 
-def test_threaded_kernels_equal_the_plain_formulas(pool):
-    """The threaded BatchNorm and Mish against the textbook formulas, one new array per step."""
-    from minilucid.nn.functional.activation import Mish
-    from minilucid.nn.functional.norm import BatchNormTrain
+def test_threaded_kernels_equal_their_references(pool):
+    """The threaded BatchNorm and Mish against the textbook formulas kept above them, bit for bit."""
+    from minilucid.nn.functional.activation import Mish, MishReference
+    from minilucid.nn.functional.norm import BatchNormTrain, BatchNormTrainReference
 
     pool("threaded")
     x, gy = inputs(SHAPE, 3) / 4, inputs(SHAPE, 4)
     weight, bias = np.linspace(0.5, 1.5, 5).astype(np.float32), np.linspace(-1, 1, 5).astype(np.float32)
-    norm = BatchNormTrain(None, None, 0.1, 1e-5)
-    ours = (norm.forward(x, weight, bias), *norm.backward(gy))
-    for got, expected in zip(ours, plain_batch_norm_train(x, weight, bias, gy), strict=True):
-        np.testing.assert_array_equal(got, expected)
-    mish = Mish()
-    expected_y, expected_gx = plain_mish(x * 4, gy)
-    np.testing.assert_array_equal(mish.forward(x * 4), expected_y)
-    np.testing.assert_array_equal(mish.backward(gy), expected_gx)
+    norms = [kind(None, None, 0.1, 1e-5) for kind in (BatchNormTrain, BatchNormTrainReference)]
+    ours, expected = ((n.forward(x, weight, bias), *n.backward(gy)) for n in norms)
+    for got, want in zip(ours, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    mishes = [kind() for kind in (Mish, MishReference)]
+    ours, expected = ((m.forward(x * 4), m.backward(gy)) for m in mishes)
+    for got, want in zip(ours, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 OPTIMIZERS = {

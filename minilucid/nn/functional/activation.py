@@ -9,9 +9,11 @@ float precision, so x is clipped at 20 before the exponential, which also keeps 
 from overflow. The derivative is t + x * 4 e (e + 1) / (n + 2)^2 with t = n / (n + 2); for very
 negative x every term goes to 0 and nothing becomes NaN.
 
-Mish and LeakyReLU run as in-place kernels of ``minilucid.parallel``; each equals the plain
-formula written beside it, bit for bit (docs/performance.md, "Mish and LeakyReLU", says why
-they are written this way).
+Mish and LeakyReLU each keep their plain formula as a Function class directly above the
+fast one (``MishReference``, ``LeakyReLUReference``), which runs instead under
+``minilucid.reference_kernels()``. The fast ones run as in-place kernels of
+``minilucid.parallel`` and equal their references bit for bit (docs/performance.md, "Mish and
+LeakyReLU", says why they are written this way).
 """
 
 from __future__ import annotations
@@ -35,11 +37,26 @@ class ReLU(Function):
         return gy * (x > 0)
 
 
-class LeakyReLU(Function):
-    """max(x, slope * x), which for 0 <= slope <= 1 is x where x > 0 and slope * x elsewhere."""
+class LeakyReLUReference(Function):
+    """x where x > 0, slope * x elsewhere; the gradient is gy where x > 0, slope * gy elsewhere."""
 
     def __init__(self, slope: float) -> None:
         self.slope = slope
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).where(x > 0, x, x * self.slope)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return get_array_module(gy).where(x > 0, gy, gy * self.slope)
+
+
+class LeakyReLU(LeakyReLUReference):
+    """max(x, slope * x), which for 0 <= slope <= 1 is ``LeakyReLUReference``'s x where x > 0 and
+    slope * x elsewhere, without ``where`` (docs/performance.md), in blocks."""
+
+    reference = LeakyReLUReference
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -67,6 +84,31 @@ def _leaky_relu_grad_kernel(gx, x, gy, slope) -> None:
     gx *= gy
 
 
+class MishReference(Function):
+    """Mish(x) = x * tanh(softplus(x)) with one exponential, one new array per operation.
+
+    With e = exp(x) and n = e (e + 2), tanh(softplus(x)) = tanh(log(1 + e)) = n / (n + 2), and
+    the derivative is t + x * 4 e (e + 1) / (n + 2)^2 with t = n / (n + 2). x is clipped at 20
+    before the exponential (the ratio is 1 there to float precision). ``Mish`` below equals
+    this bit for bit.
+    """
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.save_for_backward(x)
+        e = xp.exp(xp.minimum(x, MISH_CLIP))
+        n = e * (e + 2)
+        return x * (n / (n + 2))
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = get_array_module(x)
+        e = xp.exp(xp.minimum(x, MISH_CLIP))
+        n = e * (e + 2)
+        t = n / (n + 2)
+        return ((e + 1) * e * 4 / ((n + 2) * (n + 2)) * x + t) * gy  # (x * 4 e (e + 1) / (n + 2)^2 + t) * gy
+
+
 def _mish_parts(x):
     """(e, n) with e = exp(min(x, 20)), n = e * (e + 2)."""
     xp = get_array_module(x)
@@ -77,7 +119,11 @@ def _mish_parts(x):
     return e, n
 
 
-class Mish(Function):
+class Mish(MishReference):
+    """``MishReference`` in place, in blocks, equal to it bit for bit."""
+
+    reference = MishReference
+
     def forward(self, x):
         self.save_for_backward(x)
         y = get_array_module(x).empty(x.shape, dtype=x.dtype)

@@ -12,9 +12,13 @@ Backward: d weight = gy @ cols^T (a matrix product); d cols = weight^T @ gy, and
 adds each column back onto the window it came from. The columns are rebuilt in backward
 rather than kept, because they are KH*KW times the size of the input.
 
-The batch is handled by device: on the CPU, ``Conv2d`` works one image at a time through
-one columns buffer per call; on a GPU the whole batch goes through one im2col, one batched
-product and one col2im (docs/performance.md, "Convolution", says why).
+``Conv2dReference`` is exactly that for the whole batch: one im2col and one matrix product,
+and in backward one product per gradient and one col2im. The fast ``Conv2d`` below it handles
+the batch by device: on a GPU it is the reference (memory is ample there and every launch
+costs); on the CPU it works one image at a time through one columns buffer per call, forward
+in slabs of output rows (docs/performance.md, "Convolution", says why). It equals the
+reference to rounding: a BLAS may add a product's terms in another order for another shape.
+``minilucid.reference_kernels()`` runs the reference on the CPU too.
 """
 
 from __future__ import annotations
@@ -102,14 +106,56 @@ def _add_windows_kernel(padded, cols, stride: int) -> None:
             padded[:, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[:, i, j]
 
 
+class Conv2dReference(Function):
+    """y = weight @ im2col(x) + bias, the whole batch at once.
+
+    Forward: cols = im2col(x), (N, C*KH*KW, L); y = W (O, C*KH*KW) @ cols + b, (N, O, L).
+    Backward: d cols = W^T @ gy, added back onto the windows by col2im; d W = the sum over
+    images of gy @ cols^T, with cols rebuilt; d b = the sum of gy over images and positions.
+    """
+
+    def __init__(self, stride: int, padding: int) -> None:
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, weight, bias=None):
+        n, _, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        oh = output_size(h, kh, self.stride, self.padding)
+        ow = output_size(w, kw, self.stride, self.padding)
+        self.save_for_backward(x, weight)
+        cols = im2col(x, (kh, kw), self.stride, self.padding)  # (N, C*KH*KW, L)
+        y = weight.reshape(o, -1) @ cols  # (O, C*KH*KW) @ (N, C*KH*KW, L) -> (N, O, L)
+        if bias is not None:
+            y += bias.reshape(1, o, 1)
+        return y.reshape(n, o, oh, ow)
+
+    def backward(self, gy):
+        x, weight = self.saved
+        n, o, oh, ow = gy.shape
+        kernel = weight.shape[2:]
+        matrix = weight.reshape(o, -1)  # (O, C*KH*KW)
+        gy = gy.reshape(n, o, oh * ow)  # (N, O, L)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = col2im(matrix.T @ gy, x.shape, kernel, self.stride, self.padding)  # (N, C*KH*KW, L) -> x
+        if self.needs_input_grad[1]:
+            cols = im2col(x, kernel, self.stride, self.padding)  # (N, C*KH*KW, L)
+            gw = (gy @ cols.swapaxes(1, 2)).sum(axis=0).reshape(weight.shape)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            gb = gy.sum(axis=(0, 2))
+        return (gx, gw, gb)[: len(self.needs_input_grad)]
+
+
 # Forward on the CPU multiplies the columns of a slab of output rows at a time: about this many
 # elements (4 MB of float32), which stay in the cache between the copy and the product.
 SLAB_ELEMENTS = 1 << 20
 
 
-class Conv2d(Function):
-    def __init__(self, stride: int, padding: int) -> None:
-        self.stride, self.padding = stride, padding
+class Conv2d(Conv2dReference):
+    """``Conv2dReference`` by device: on a GPU the reference itself, on the CPU one image at a time
+    (forward in slabs); and on either, no columns for a 1x1 stride-1 convolution."""
+
+    reference = Conv2dReference
 
     def _is_pointwise(self, kernel) -> bool:
         return tuple(kernel) == (1, 1) and self.stride == 1 and self.padding == 0
@@ -146,6 +192,8 @@ class Conv2d(Function):
                 xp.matmul(matrix, slab.reshape(depth, -1), out=y[i][:, top * ow : bottom * ow])  # (O, slab's L)
 
     def forward(self, x, weight, bias=None):
+        if backend.is_gpu_array(x) and not self._is_pointwise(weight.shape[2:]):
+            return super().forward(x, weight, bias)  # the whole batch at once: the reference itself
         xp = get_array_module(x)
         n, c, h, w = x.shape
         o, _, kh, kw = weight.shape
@@ -156,8 +204,6 @@ class Conv2d(Function):
         y = xp.empty((n, o, oh * ow), dtype=x.dtype)
         if self._is_pointwise((kh, kw)):
             xp.matmul(matrix, x.reshape(n, c, h * w), out=y)  # x is already the columns
-        elif backend.is_gpu_array(x):  # the whole batch at once: (O, CKK) @ (N, CKK, L)
-            xp.matmul(matrix, im2col(x, (kh, kw), self.stride, self.padding), out=y)
         else:
             self._forward_in_slabs(x, matrix, (kh, kw), (oh, ow), y)
         if bias is not None:
@@ -165,10 +211,12 @@ class Conv2d(Function):
         return y.reshape(n, o, oh, ow)
 
     def backward(self, gy):
-        xp = get_array_module(gy)
         x, weight = self.saved
-        n, o, oh, ow = gy.shape
         kernel = weight.shape[2:]
+        if backend.is_gpu_array(gy) and not self._is_pointwise(kernel):
+            return super().backward(gy)  # the whole batch at once, as in forward
+        xp = get_array_module(gy)
+        n, o, oh, ow = gy.shape
         matrix = weight.reshape(o, -1)  # (O, C*KH*KW)
         gy = gy.reshape(n, o, oh * ow)  # (N, O, L)
         gx = gw = gb = None
@@ -177,12 +225,6 @@ class Conv2d(Function):
                 gx = (matrix.T @ gy).reshape(x.shape)
             if self.needs_input_grad[1]:
                 gw = (gy @ x.reshape(n, x.shape[1], -1).swapaxes(1, 2)).sum(axis=0).reshape(weight.shape)
-        elif backend.is_gpu_array(gy):  # the whole batch at once, as in forward
-            if self.needs_input_grad[0]:
-                gx = col2im(matrix.T @ gy, x.shape, kernel, self.stride, self.padding)  # (N, CKK, L) -> x
-            if self.needs_input_grad[1]:
-                cols = im2col(x, kernel, self.stride, self.padding)  # (N, CKK, L)
-                gw = (gy @ cols.swapaxes(1, 2)).sum(axis=0).reshape(weight.shape)
         else:
             buffer = self._columns_buffer(x, kernel, (oh, ow))
             if self.needs_input_grad[0]:

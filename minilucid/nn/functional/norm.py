@@ -13,9 +13,13 @@ Cross mini-batch normalization (CmBN, from YOLOv4) is the same training formula 
 statistics: those of this batch joined to the earlier mini-batches of one weight update,
 which enter as constants (``cross_minibatch_norm``). The two share one Function.
 
-The element-wise passes are in-place kernels run by ``minilucid.parallel``; each equals
-the plain formula written beside it, bit for bit (docs/performance.md, "BatchNorm", says
-why the code takes this shape and why the order of every sum must not change).
+Each fast Function has its reference directly above it: ``BatchNormTrainReference`` and
+``BatchNormEvalReference`` are the formulas as the textbook writes them, one new array per
+operation, and run instead under ``minilucid.reference_kernels()``. Training's fast version
+works in place, in blocks run by ``minilucid.parallel``, and equals its reference bit for bit
+(docs/performance.md, "BatchNorm", says why the code takes this shape and why the order of
+every sum must not change). Eval's folds the statistics into one scale and shift per channel,
+so it equals its reference to rounding.
 """
 
 from __future__ import annotations
@@ -72,6 +76,75 @@ def join_moments(earlier: Moments, later: Moments) -> Moments:
         + delta * delta * (earlier.count * later.count / total)
     )
     return Moments(total, mean, squared_deviations / total)
+
+
+class BatchNormTrainReference(Function):
+    """Normalize with the batch's statistics, as the textbook writes it; updates the running statistics.
+
+    Forward, per channel over the ``count`` values (N and the spatial axes):
+        mean = sum(x) / count, var = sum((x - mean)^2) / count,
+        y = (x - mean) * (weight / sqrt(var + eps)) + bias.
+    Backward, with x_hat = (x - mean) / sqrt(var + eps) (each value of x moves the mean by
+    1 / count and the variance by 2 (x - mean) / count):
+        d bias = sum(gy), d weight = sum(gy * x_hat),
+        d x = (gy - d bias / count - x_hat * d weight / count) * weight / sqrt(var + eps).
+    With ``earlier`` statistics (CmBN) the mean and variance are those of the earlier values
+    (constants) and x's together, and count spans both. ``self.moments`` is what x was
+    normalized with, after forward. ``BatchNormTrain`` below equals this bit for bit.
+    """
+
+    def __init__(
+        self,
+        running_mean,
+        running_var,
+        momentum: float,
+        eps: float,
+        unbiased: bool = True,
+        earlier: Moments | None = None,
+    ) -> None:
+        self.running_mean, self.running_var = running_mean, running_var
+        self.momentum, self.eps, self.unbiased, self.earlier = momentum, eps, unbiased, earlier
+
+    def forward(self, x, weight, bias):
+        xp = get_array_module(x)
+        axes, shape = _reduce_axes(x), _channel_shape(x)
+        count = x.size // x.shape[1]
+        mean = x.mean(axis=axes)
+        centered = x - mean.reshape(shape)
+        var = (centered * centered).mean(axis=axes)
+        if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
+            count, mean, var = join_moments(self.earlier, Moments(count, mean, var))
+            centered = x - mean.reshape(shape)
+        self.moments = Moments(count, mean, var)
+        inv_std = 1 / xp.sqrt(var + self.eps)
+        self._update_running_statistics()
+        self.save_for_backward(x, mean, inv_std, weight)
+        return centered * (inv_std * weight).reshape(shape) + bias.reshape(shape)
+
+    def _update_running_statistics(self) -> None:
+        """running = (1 - momentum) * running + momentum * batch, in place; the variance unbiased if asked."""
+        if self.running_mean is None:
+            return
+        count, mean, var = self.moments
+        m = self.momentum
+        batch_var = var * (count / max(count - 1, 1)) if self.unbiased else var
+        self.running_mean *= 1 - m
+        self.running_mean += m * mean.astype(self.running_mean.dtype)
+        self.running_var *= 1 - m
+        self.running_var += m * batch_var.astype(self.running_var.dtype)
+
+    def backward(self, gy):
+        x, mean, inv_std, weight = self.saved
+        axes, shape = _reduce_axes(x), _channel_shape(x)
+        count = self.moments.count
+        x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+        g_bias = gy.sum(axis=axes)
+        g_weight = (gy * x_hat).sum(axis=axes)
+        gx = gy - (g_bias / count).reshape(shape) - x_hat * (g_weight / count).reshape(shape)
+        return gx * (weight * inv_std).reshape(shape), g_weight, g_bias
+
+
+# The fast training pass, and the helpers and kernels it works with.
 
 
 def _channel_sums(row_sums, images: int):
@@ -137,29 +210,15 @@ def _input_grad_kernel(gx, gy, mean_gy, mean_gy_x_hat, scale) -> None:
     gx *= scale
 
 
-class BatchNormTrain(Function):
-    """Normalize with batch statistics; updates the running statistics in place.
-
-    With ``earlier`` statistics (CmBN), x is normalized with the statistics of the earlier
-    values and x's together; the earlier ones are constants. Either way, ``self.moments`` is
-    what x was normalized with, after forward.
+class BatchNormTrain(BatchNormTrainReference):
+    """``BatchNormTrainReference`` in place and in blocks, equal to it bit for bit.
 
     Each direction makes one array, its result, and fills it in two block passes: the first
     writes there what both passes need (x - mean forward, x_hat backward) and sums per row what
     the statistics need; the second turns it into the result in place.
     """
 
-    def __init__(
-        self,
-        running_mean,
-        running_var,
-        momentum: float,
-        eps: float,
-        unbiased: bool = True,
-        earlier: Moments | None = None,
-    ) -> None:
-        self.running_mean, self.running_var = running_mean, running_var
-        self.momentum, self.eps, self.unbiased, self.earlier = momentum, eps, unbiased, earlier
+    reference = BatchNormTrainReference
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
@@ -175,13 +234,7 @@ class BatchNormTrain(Function):
             parallel.chunked(_center_kernel, _rows(y), _rows(x), _per_row(mean, n))  # x minus the joined mean
         self.moments = Moments(count, mean, var)
         inv_std = 1 / xp.sqrt(var + self.eps)
-        if self.running_mean is not None:
-            m = self.momentum
-            batch_var = var * (count / max(count - 1, 1)) if self.unbiased else var
-            self.running_mean *= 1 - m
-            self.running_mean += m * mean.astype(self.running_mean.dtype)
-            self.running_var *= 1 - m
-            self.running_var += m * batch_var.astype(self.running_var.dtype)
+        self._update_running_statistics()
         self.save_for_backward(x, mean, inv_std, weight)
         columns = [_per_row(v, n) for v in (inv_std * weight, bias)]
         parallel.chunked(_affine_kernel, _rows(y), *columns)  # y = (x - mean) * scale + shift
@@ -209,11 +262,39 @@ class BatchNormTrain(Function):
         return gx, g_weight, g_bias
 
 
-class BatchNormEval(Function):
-    """Normalize with the running statistics: y = x * scale + shift per channel."""
+class BatchNormEvalReference(Function):
+    """Normalize with the running statistics, as the textbook writes it.
+
+    Forward: x_hat = (x - running_mean) / sqrt(running_var + eps), y = x_hat * weight + bias.
+    Backward (the statistics are constants): d x = gy * weight / sqrt(running_var + eps),
+    d weight = sum(gy * x_hat), d bias = sum(gy), the sums over every axis but channels.
+    """
 
     def __init__(self, eps: float) -> None:
         self.eps = eps
+
+    def forward(self, x, running_mean, running_var, weight, bias):
+        xp = get_array_module(x)
+        shape = _channel_shape(x)
+        std = xp.sqrt(running_var + self.eps)
+        x_hat = (x - running_mean.reshape(shape)) / std.reshape(shape)
+        self.save_for_backward(x_hat, std, weight)
+        return x_hat * weight.reshape(shape) + bias.reshape(shape)
+
+    def backward(self, gy):
+        x_hat, std, weight = self.saved
+        axes, shape = _reduce_axes(gy), _channel_shape(gy)
+        return gy * (weight / std).reshape(shape), None, None, (gy * x_hat).sum(axis=axes), gy.sum(axis=axes)
+
+
+class BatchNormEval(BatchNormEvalReference):
+    """``BatchNormEvalReference`` folded into y = x * scale + shift per channel, one block pass.
+
+    scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale: equal to the
+    reference to rounding, not bit for bit.
+    """
+
+    reference = BatchNormEvalReference
 
     def forward(self, x, running_mean, running_var, weight, bias):
         xp = get_array_module(x)

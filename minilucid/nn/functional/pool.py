@@ -2,13 +2,15 @@
 
 Shapes: x (N, C, H, W), y (N, C, OH, OW).
 
-Max pooling is separable: the max over a KHxKW window is the max over KH rows of the max
-over KW columns. So it takes KW shifted slices along the width, then KH along the height,
-each an element-wise maximum over output-sized arrays. It keeps track of where the winner
-was, the first maximum in row-major order as PyTorch, and backward sends each output's
-gradient there by one flat scatter-add. It equals the plain version, the ``argmax`` of every
-window copied out, which the tests keep as the reference (docs/performance.md, "Max
-pooling", says why it is not the code).
+Max pooling, plainly (``MaxPool2dReference``): copy every KHxKW window out of a strided view
+and take its max; the winner is the window's first maximum in row-major order, as in
+PyTorch, and backward adds each output's gradient onto its winner by one flat scatter-add.
+The fast ``MaxPool2d`` below it changes only the forward, which is separable: the max over a
+KHxKW window is the max over KH rows of the max over KW columns. So it takes KW shifted
+slices along the width, then KH along the height, each an element-wise maximum over
+output-sized arrays, and finds the same winners by arithmetic; the reference's backward then
+serves both. It equals the reference, winners included (docs/performance.md, "Max pooling",
+says why the reference is not the code); ``minilucid.reference_kernels()`` runs the reference.
 
 Nearest upsampling and adaptive average pooling are both *linear resamplings*: each output
 row is a fixed mix of input rows, and likewise for columns, so y = Mh @ x @ Mw^T with small
@@ -24,7 +26,7 @@ import numpy
 from minilucid import backend
 from minilucid.autograd import Function
 from minilucid.backend import get_array_module
-from minilucid.nn.functional.conv import output_size, pad2d
+from minilucid.nn.functional.conv import output_size, pad2d, window_view
 from minilucid.tensor import Tensor
 
 
@@ -33,9 +35,46 @@ def _height_width(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-class MaxPool2d(Function):
+class MaxPool2dReference(Function):
+    """y = the max of each KHxKW window of x padded with -inf; each output's gradient goes to
+    its window's first maximum (row-major), and the gradients that land on one input add up."""
+
     def __init__(self, kernel: tuple[int, int], stride: int, padding: int) -> None:
         self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        kh, kw = self.kernel
+        oh = output_size(h, kh, self.stride, self.padding)
+        ow = output_size(w, kw, self.stride, self.padding)
+        padded = pad2d(x, self.padding, -get_array_module(x).inf)  # (N, C, HP, WP)
+        windows = window_view(padded, self.kernel, self.stride, (oh, ow))  # (N, C, KH, KW, OH, OW), no copy
+        windows = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)  # a copy: one window a row
+        self.input_shape, self.winner = x.shape, windows.argmax(axis=-1)  # (N, C, OH, OW): i * KW + j
+        return windows.max(axis=-1)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        n, c, h, w = self.input_shape
+        kh, kw = self.kernel
+        _, _, oh, ow = gy.shape
+        hp, wp = h + 2 * self.padding, w + 2 * self.padding
+        # Output (r, q)'s winner i * KW + j sits at row r * stride + i, column q * stride + j of
+        # the padded input (N, C, HP, WP); as one flat index, the planes one after the other.
+        rows = xp.arange(oh).reshape(oh, 1) * self.stride + self.winner // kw
+        cols = xp.arange(ow).reshape(1, ow) * self.stride + self.winner % kw
+        planes = xp.arange(n * c).reshape(n, c, 1, 1)
+        flat = (planes * hp + rows) * wp + cols
+        # gx[winner] += gy, the outputs that share a winner added up (NumPy's bincount, which adds in float64).
+        padded = backend.bin_sums(flat.ravel(), gy.ravel(), n * c * hp * wp).reshape(n, c, hp, wp)
+        return padded[:, :, self.padding : self.padding + h, self.padding : self.padding + w]
+
+
+class MaxPool2d(MaxPool2dReference):
+    """``MaxPool2dReference`` with a separable forward: the same values and winners, so the
+    reference's backward serves both."""
+
+    reference = MaxPool2dReference
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -60,20 +99,6 @@ class MaxPool2d(Function):
             won_column = xp.take_along_axis(column, padded_row, axis=2)
             self.input_shape, self.winner = x.shape, row * kw + won_column  # (N, C, OH, OW)
         return y
-
-    def backward(self, gy):
-        xp = get_array_module(gy)
-        n, c, h, w = self.input_shape
-        kh, kw = self.kernel
-        _, _, oh, ow = gy.shape
-        hp, wp = h + 2 * self.padding, w + 2 * self.padding
-        # Flat index of each winner inside the padded input (N, C, HP, WP).
-        rows = xp.arange(oh).reshape(oh, 1) * self.stride + self.winner // kw
-        cols = xp.arange(ow).reshape(1, ow) * self.stride + self.winner % kw
-        planes = xp.arange(n * c).reshape(n, c, 1, 1)
-        flat = (planes * hp + rows) * wp + cols
-        padded = backend.bin_sums(flat.ravel(), gy.ravel(), n * c * hp * wp).reshape(n, c, hp, wp)
-        return padded[:, :, self.padding : self.padding + h, self.padding : self.padding + w]
 
 
 def _maximum(candidates: list, xp):
