@@ -45,10 +45,12 @@ def plain(settings: dict[str, Any]) -> dict[str, Any]:
 
 def resolved(settings: dict[str, Any]) -> dict[str, Any]:
     """Every TrainConfig setting a trial of ``settings`` runs with (defaults filled in, values
-    checked), less where it writes: what two results must share to be the same trial."""
+    checked; evaluated once, at its end), less where it writes: what two results must share to
+    be the same trial."""
     config = TrainConfig(**settings).to_dict()
     for key in ("out", "exist_ok"):
         config.pop(key)
+    config["eval_every"] = config["epochs"]
     return plain(config)
 
 
@@ -60,8 +62,7 @@ def train_and_score(settings: dict[str, Any], out: str | Path, keep_checkpoints:
     unless ``keep_checkpoints``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    epochs = TrainConfig(**settings).epochs
-    config = TrainConfig(**{**settings, "out": str(out), "exist_ok": True, "eval_every": epochs})
+    config = TrainConfig(**{**resolved(settings), "out": str(out), "exist_ok": True})
     last = out / "last.npz"
     start = time.perf_counter()
     with open(out / "output.txt", "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):

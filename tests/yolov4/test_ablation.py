@@ -246,7 +246,7 @@ def test_results_are_written_as_they_come_and_a_rerun_skips_them(tmp_path):
     assert calls == [(7, 0.0), (7, 0.1)]  # one more seed: only the new runs
 
     other = named_rows("baseline,+ls", {**DEMO, "epochs": 1}, None)
-    with pytest.raises(ValueError, match=r"baseline-seed5.json was made with other settings \(epochs\)"):
+    with pytest.raises(ValueError, match=r"baseline-seed5.json was made with other settings \(epochs, eval_every\)"):
         ablate(other, tmp_path / "a", seeds=1, base_seed=5, run=fake_run(calls), say=said.append)
 
 
