@@ -1,4 +1,5 @@
-"""``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, tile, export, partial, demo.
+"""``python -m yolov4`` (or ``yolov4``): train, evaluate, detect, anchors, tile, export, partial, demo,
+ablate, evolve.
 
 Every command has ``--help``. A mistake in the input (a check's ValueError, a file the system
 refuses) is one line, ``yolov4: error: ...``, exit status 1; anything else is a bug in yolov4,
@@ -353,6 +354,72 @@ def demo_command(args: argparse.Namespace) -> None:
     run_demo(args.out, args.device, epochs=args.epochs)
 
 
+def base_settings(args: argparse.Namespace, passed: tuple[str, ...]) -> tuple[dict, str]:
+    """(the settings ablate and evolve start from, a line saying what they are): the demo's
+    (yolov4/configs/demo.yaml, read now) or --config's, with the ``passed`` options given on top."""
+    from yolov4.demo import DEMO, DEMO_CONFIG
+    from yolov4.train_config import read_settings
+
+    settings = read_settings(args.config) if args.config else dict(DEMO)
+    given = {k: getattr(args, k) for k in passed if getattr(args, k, None) is not None}
+    for key in ("data", "val"):
+        if given.get(key) is not None and not Path(given[key]).exists():
+            raise FileNotFoundError(f"no {'dataset' if key == 'data' else 'validation set'} at {given[key]}")
+    source = args.config or f"the demo's, {DEMO_CONFIG.relative_to(DEMO_CONFIG.parents[2])}"
+    said = ", ".join(f"{k} {v}" for k, v in given.items())
+    data = given.get("data") or settings.get("data") or "the built-in shapes dataset"
+    return {**settings, **given}, f"settings: {source}" + (f", with {said}" if said else "") + f"; data: {data}"
+
+
+def search_folder(args: argparse.Namespace, marker: str) -> Path:
+    """Where ablate or evolve writes: --resume FOLDER (an earlier run's folder, holding
+    ``marker``), else --out, numbered where it exists unless --exist-ok."""
+    from yolov4.runs import run_folder
+
+    if args.resume:
+        folder = Path(args.resume)
+        if not (folder / marker).exists():
+            raise ValueError(f"--resume {folder}: no {marker} there, so no earlier {args.command} run to continue")
+        return check_writable(folder, folder=True)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; name a folder")
+    return check_writable(run_folder(args.out, args.exist_ok), folder=True)
+
+
+def ablate_command(args: argparse.Namespace) -> None:
+    from yolov4.ablation import ablate, file_rows, ga_settings, named_rows
+
+    base, said = base_settings(args, ("data", "val", "model", "img", "epochs", "batch", "device"))
+    ga = ga_settings(args.ga) if args.ga else None
+    rows_file = args.rows is not None and (args.rows.endswith((".yaml", ".yml")) or Path(args.rows).is_file())
+    if rows_file:
+        if args.ga:
+            raise ValueError("--ga is for named rows (+ga); a rows file sets every row's settings itself")
+        rows = file_rows(args.rows, base)
+    else:
+        rows = named_rows(args.rows, base, ga)
+    folder = search_folder(args, "ablation.json")
+    outputs = [folder / name for name in ("ablation.md", "ablation.json", "ablation.png")]
+    check_not_inputs(outputs, [args.config, args.ga, args.rows if rows_file else None, base.get("data")])
+    seed = args.seed if args.seed is not None else int(base.get("seed", 0))
+    note = f"python -m yolov4 ablate: {said}; the baseline is them with every switch of the table off."
+    ablate(rows, folder, args.seeds, seed, run=None, note=note)
+
+
+def evolve_command(args: argparse.Namespace) -> None:
+    from yolov4.evolve import evolve, parse_keys
+
+    base, said = base_settings(args, ("data", "val", "model", "img", "batch", "device"))
+    if args.seed is not None:
+        base["seed"] = args.seed
+    keys = parse_keys(args.keys, base)
+    folder = search_folder(args, "evolve.json")
+    outputs = [folder / name for name in ("best.yaml", "trials.jsonl", "trials.csv", "evolve.json")]
+    check_not_inputs(outputs, [args.config, base.get("data")])
+    print(f"evolve: {said}; evolving {', '.join(keys)}")
+    evolve(base, keys, folder, args.generations, args.population, args.epochs, int(base.get("seed", 0)))
+
+
 def partial_command(args: argparse.Namespace) -> None:
     from yolov4.darknet import partial
 
@@ -609,6 +676,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the demo's number of epochs")
     device(p)
     p.set_defaults(run=demo_command)
+
+    def search(p, name):
+        p.add_argument(
+            "--config", help="start from this TrainConfig file instead of the demo's (yolov4/configs/demo.yaml)"
+        )
+        p.add_argument("--data", help="a dataset (YOLO folder or data.yaml, COCO .json, VOC folder); default: built-in")
+        p.add_argument("--val", help="a separate validation set (default: the dataset's own, else 10%% held out)")
+        p.add_argument("--model", help="override the model (default: the demo's)")
+        p.add_argument("--img", type=input_size, help="override the input size (default: the demo's)")
+        p.add_argument("--batch", type=int, help="override the batch size (default: the demo's)")
+        p.add_argument("--seed", type=seed, help="the base seed (default: the settings' seed)")
+        p.add_argument(
+            "--out", default=f"runs/{name}", help="output folder, numbered when it exists (default: %(default)s)"
+        )
+        p.add_argument("--exist-ok", action="store_true", help="write into --out as it is, continuing what is there")
+        p.add_argument("--resume", metavar="FOLDER", help=f"continue an earlier {name} run in its folder")
+        p.add_argument("--device", choices=["cpu", "gpu"], help="where to train (default: cpu)")
+
+    p = commands.add_parser(
+        "ablate",
+        help="the YOLOv4 paper's Table 4: train with each freebie on and off, table of held-out AP",
+        description="Train the same model once per row and seed, and write the table (ablation.md, ablation.json, "
+        "ablation.png) into a new folder --out. The base is the demo's settings (or --config's) with the options "
+        "given; the baseline row is the base with every freebie of the table off and the MSE box loss; a row +x+y "
+        "turns switches x and y on. Switches: s (grid sensitivity), m (mosaic), it (IoU threshold), ga (the "
+        "settings of --ga), ls (label smoothing), cbn (CmBN), ca (cosine schedule), dm (dynamic mini-batch), oa "
+        "(optimized anchors), mse/giou/diou/ciou (box loss), and the extras ms (multi-scale) and sd (the batch "
+        "split, plain BatchNorm). Each run's result is written as it ends: --resume FOLDER (or --out FOLDER "
+        "--exist-ok) skips finished runs. See docs/ablation.md.",
+    )
+    p.add_argument(
+        "--rows",
+        help="comma-separated rows, e.g. baseline,+m,+ls,+m+ls, or a YAML file of row name -> TrainConfig "
+        "settings on top of the baseline (default: Table 4's rows; +ga only with --ga)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="runs per row: seeds base, base+1, ... (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help="override the epochs of every run (default: the demo's)")
+    p.add_argument("--ga", metavar="BEST.yaml", help="the best.yaml of python -m yolov4 evolve, for the +ga rows")
+    search(p, "ablate")
+    p.set_defaults(run=ablate_command)
+
+    p = commands.add_parser(
+        "evolve",
+        help="genetic search of training settings over short runs (the paper's GA); writes best.yaml",
+        description="Mutate training settings over --generations of --population short runs (--epochs each) and "
+        "keep the fittest by held-out fitness = 0.1 x mAP@0.5 + 0.9 x mAP@[.5:.95]. Generation 0 holds the base "
+        "settings and mutations of them; each later one mutates the fittest trial so far (gaussian steps, "
+        "clipped to each setting's range, seeded). Writes trials.jsonl, trials.csv and best.yaml (the base "
+        "settings with the best values, for train --config). A rerun with --resume FOLDER skips finished trials.",
+    )
+    p.add_argument(
+        "--keys",
+        help="comma-separated settings to evolve: lr, momentum, hue, saturation, exposure, jitter, flip, mosaic, "
+        "iou_normalizer (default: all of them, less momentum unless the optimizer is sgd)",
+    )
+    p.add_argument("--generations", type=int, default=3, help="generations (default: %(default)s)")
+    p.add_argument("--population", type=int, default=4, help="trials per generation (default: %(default)s)")
+    p.add_argument(
+        "--epochs", type=int, default=1, help="epochs of each trial; best.yaml keeps the base's (default: %(default)s)"
+    )
+    search(p, "evolve")
+    p.set_defaults(run=evolve_command)
 
     p = commands.add_parser("augment-gallery", help="write a PNG of every augmentation with its boxes")
     p.add_argument("--data", help="a dataset (YOLO folder, COCO .json or VOC folder); default: the built-in one")

@@ -86,3 +86,26 @@ def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> Pa
     axis.set_title("confusion at IoU 0.5")
     figure.tight_layout()
     return _save(figure, path)
+
+
+def plot_ablation(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """AP, AP50 and AP75 per row of an ablation table (``yolov4.ablation``): bars at the mean
+    over seeds, error bars from the min to the max; rows not run yet are left empty."""
+    keys = (("map", "AP"), ("map50", "AP50"), ("map75", "AP75"))
+    figure = _figure(figsize=(max(6.0, 0.75 * len(rows) + 2), 4))
+    axis = figure.subplots()
+    x = np.arange(len(rows))
+    width = 0.27
+    for k, (key, label) in enumerate(keys):
+        mean = np.array([row["stats"][key]["mean"] if row["stats"] else np.nan for row in rows])
+        low = np.array([row["stats"][key]["min"] if row["stats"] else np.nan for row in rows])
+        high = np.array([row["stats"][key]["max"] if row["stats"] else np.nan for row in rows])
+        errors = np.nan_to_num(np.stack([mean - low, high - mean]))  # (2, rows): below and above the mean
+        axis.bar(x + (k - 1) * width, np.nan_to_num(mean), width, yerr=errors, capsize=3, label=label)
+    axis.set_xticks(x, [row["name"] for row in rows], rotation=45, ha="right")
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("held-out mAP")
+    axis.set_title("ablation: mean over seeds, bars from min to max")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)

@@ -3,7 +3,10 @@
 The loop, per batch: split into ``subdivisions`` mini-batches (darknet's gradient
 accumulation), optionally attack each with SAT first, add up their gradients, take one
 optimizer step, advance the learning-rate schedule (burn-in, then steps or cosine), update
-the weight EMA and reset CmBN. After each epoch: the held-out mAP, ``last.npz`` (and
+the weight EMA and reset CmBN. With dynamic mini-batches (``dynamic_minibatch``, multi-scale
+batches whose size keeps batch x height x width constant) the schedule counts images seen
+instead of updates, so it is neither stretched nor cut short by the changing batch size.
+After each epoch: the held-out mAP, ``last.npz`` (and
 ``best.npz``), then ``log.jsonl`` rewritten from the checkpoint's history and ``curves.png``,
 all written atomically. Each run gets a new folder (``runs/train``, ``runs/train2``, ...)
 unless ``exist_ok``; a resumed run continues in its checkpoint's folder. The held-out
@@ -200,6 +203,7 @@ class Trainer:
             seed=config.seed,
             input_sizes=input_sizes if config.multiscale else None,
             device=config.device,
+            dynamic_batch=config.dynamic_minibatch,
         )
         self._optimize()
         self.ema = EMA(self.model, config.ema, config.ema_ramp) if config.ema else None
@@ -210,10 +214,12 @@ class Trainer:
     def _anchors(self) -> dict[str, Any]:
         """``{"anchors": ...}`` fitted to the training boxes where ``autoanchor`` asks for them
         (``yolov4.anchors.fit_anchors``, which says why in one printed line), else {}. Anchors
-        given in ``model_options``, a start from ``weights`` (whose output convs were trained for
-        the default anchors) and the built-in data keep theirs."""
+        given in ``model_options`` and a start from ``weights`` (whose output convs were trained for
+        the default anchors) keep theirs, and so does the built-in data unless ``autoanchor`` is
+        ``"always"``."""
         c = self.config
-        if c.autoanchor == "off" or "anchors" in c.model_options or c.weights or c.data is None:
+        builtin = c.data is None and c.autoanchor != "always"
+        if c.autoanchor == "off" or "anchors" in c.model_options or c.weights or builtin:
             return {}
         fitted, line = fit_anchors(self.train_set, c.model, c.img, c.autoanchor)
         print(line, flush=True)
@@ -229,12 +235,28 @@ class Trainer:
         else:
             make = lucid.optim.Adam if c.optimizer == "adam" else lucid.optim.AdamW
             self.optimizer = make(groups, lr=c.lr, weight_decay=c.weight_decay)
-        total = c.epochs * len(self.loader)
+        # The schedule counts updates; with dynamic mini-batches, whose updates hold more or fewer
+        # images, it counts images instead, so that it ends where the data does (burn_in then
+        # counts updates of the configured batch: burn_in x batch images).
+        per = c.batch if self.counts_images else 1
+        total = c.epochs * (len(self.train_set) if self.counts_images else len(self.loader))
         if c.schedule == "cosine":
             after = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total, eta_min=c.lr * 0.01)
         else:
             after = lr_scheduler.MultiStepLR(self.optimizer, [int(f * total) for f in c.steps], c.scale)
-        self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(c.burn_in, total), 4, after)
+        self.scheduler = lr_scheduler.BurnIn(self.optimizer, min(c.burn_in * per, total), 4, after)
+
+    @property
+    def counts_images(self) -> bool:
+        """Whether the schedule counts images seen rather than updates (dynamic mini-batches)."""
+        return self.loader.dynamic_batch
+
+    def advance_schedule(self, images: int) -> None:
+        """Move the learning-rate schedule on by one update of ``images`` images: one step, or
+        with dynamic mini-batches as many steps as images."""
+        if self.counts_images:
+            self.scheduler.last_epoch += images - 1
+        self.scheduler.step()
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -295,7 +317,7 @@ class Trainer:
     def train_batch(self, images: lucid.Tensor, targets: list[np.ndarray]) -> dict[str, float]:
         """One update: accumulated mini-batches, one optimizer step; returns the loss terms."""
         c = self.config
-        step = len(targets) // c.subdivisions or 1
+        step = -(-len(targets) // c.subdivisions)  # at most `subdivisions` mini-batches, even of a smaller batch
         sums = dict.fromkeys(self.loss_terms, 0.0)
         self.optimizer.zero_grad()
         for start in range(0, len(targets), step):
@@ -324,7 +346,7 @@ class Trainer:
             for key in sums:
                 sums[key] += parts[key] * weight
         self.optimizer.step()
-        self.scheduler.step()
+        self.advance_schedule(len(targets))
         if self.ema:
             self.ema.update(self.model)
         if c.cmbn:

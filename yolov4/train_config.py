@@ -109,6 +109,9 @@ class TrainConfig:
     steps: tuple[float, ...] = (0.8, 0.9)  # fractions of the run where lr is multiplied by scale
     scale: float = 0.1
     multiscale: bool = False  # a new size (img +- 30%) every 10 batches
+    # DM, dynamic mini-batch (darknet's dynamic_minibatch): with multiscale, images per batch scale
+    # as (img / size)^2 so pixels per update stay batch x img x img; the schedule then counts images
+    dynamic_minibatch: bool = False
     augment: dict = field(default_factory=dict)  # AugmentConfig fields
     sat: float = 0.0  # Self-Adversarial Training's epsilon (0: off)
     cls_label_smoothing: float = 0.0  # class targets 1 - eps / 2 and eps / 2 (darknet's label_smooth_eps)
@@ -169,6 +172,11 @@ class TrainConfig:
         for name, (ok, allowed) in checks.items():
             if not ok:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid: expected {allowed}")
+        if self.dynamic_minibatch and not self.multiscale:
+            raise ValueError(
+                "TrainConfig.dynamic_minibatch = True needs multiscale: true: it resizes the batch as the input "
+                "size changes, and without multiscale the size never changes"
+            )
         if self.fresh_lr != 1 and not self.weights:
             raise ValueError(
                 f"TrainConfig.fresh_lr = {self.fresh_lr!r} needs weights: without them every layer is fresh "

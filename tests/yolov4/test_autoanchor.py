@@ -69,3 +69,14 @@ def test_the_epoch_line_shows_map_by_object_size(tmp_path, capsys):
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch 1/1:"))
     for key in ("map50", "map ", "map_small", "map_medium", "map_large"):
         assert key in line, line
+
+
+def test_the_built_in_data_keeps_the_default_anchors_unless_always(tmp_path, capsys):
+    """The ablation's OA row (autoanchor always) must change something on the built-in shapes."""
+    base = dict(model="small", img=128, epochs=1, out=str(tmp_path / "run"))
+    kept = Trainer(TrainConfig(**base), progress=False)
+    assert "best possible recall" not in capsys.readouterr().out
+    np.testing.assert_array_equal(np.array(kept.model.config.anchors).reshape(-1, 2), default_anchors("small"))
+    fitted = Trainer(TrainConfig(**base, autoanchor="always"), progress=False)
+    assert "anchors fitted to the data (used)" in capsys.readouterr().out
+    assert fitted.model.config.anchors != kept.model.config.anchors

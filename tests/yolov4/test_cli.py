@@ -686,7 +686,7 @@ def test_every_command_that_takes_img_checks_it():
 
     commands = build_parser()._subparsers._group_actions[0].choices
     with_img = {name for name, p in commands.items() for a in p._actions if a.dest == "img"}
-    assert with_img == {"train", "eval", "predict", "anchors", "export", "summary"}
+    assert with_img == {"train", "eval", "predict", "anchors", "export", "summary", "ablate", "evolve"}
     assert all(a.type is input_size for p in commands.values() for a in p._actions if a.dest == "img")
 
 

@@ -365,3 +365,74 @@ def test_pace_estimates_the_rest_of_the_run_from_the_timed_updates():
 def test_a_run_prints_its_expected_time(tiny_dataset, tmp_path, capsys):
     Trainer(config(tiny_dataset, tmp_path / "run", epochs=3, batch=2)).fit()  # 12 updates: 2 skipped, 8 timed
     assert "expected: about" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- DM, dynamic mini-batch
+
+
+def test_dynamic_batches_keep_pixels_per_batch_constant():
+    from yolov4.data.loader import DetectionLoader, dynamic_batch_size
+
+    class Scenes:
+        def __len__(self):
+            return 300
+
+        def __getitem__(self, i):
+            return np.zeros((3, 64, 64), np.float32), np.zeros((0, 5), np.float32)
+
+    sizes = [96, 128, 160, 192]
+    dynamic = DetectionLoader(Scenes(), 8, 128, None, seed=0, input_sizes=sizes, multiscale_every=2, dynamic_batch=True)
+    fixed = DetectionLoader(Scenes(), 8, 128, None, seed=0, input_sizes=sizes, multiscale_every=2)
+    pixels = 8 * 128 * 128
+    for epoch in (0, 1):
+        plan = dynamic.plan(epoch)
+        assert sum(count for _, count, _ in plan) == 300  # every image once
+        assert [start for start, _, _ in plan] == list(np.cumsum([0] + [c for _, c, _ in plan[:-1]]))
+        assert len({side for _, _, side in plan}) > 1  # the sizes do change
+        for _, count, side in plan[:-1]:  # the last batch holds what is left
+            assert abs(count * side * side - pixels) <= side * side / 2, (count, side)
+        assert dynamic.batches(epoch) == len(plan)
+    index = next(i for i, (_, _, side) in enumerate(dynamic.plan(0)) if side != 128)
+    images, boxes = dynamic.batch(0, index)
+    _, count, side = dynamic.plan(0)[index]
+    assert images.shape == (count, 3, side, side) and len(boxes) == count
+    assert [len(targets) for _, targets in dynamic] == [c for _, c, _ in dynamic.plan(0)]
+    # Without DM, a batch's pixels follow its size: what DM is for.
+    assert len({count * side * side for _, count, side in fixed.plan(0)[:-1]}) > 1
+    assert dynamic_batch_size(8, 128, 192) == 4 and dynamic_batch_size(8, 128, 96) == 14
+    assert dynamic_batch_size(1, 128, 416) == 1
+
+
+def dm_config(root, out, **overrides):
+    settings = dict(img=128, batch=4, epochs=2, multiscale=True, dynamic_minibatch=True, ema=0.0, drop_block=0.0)
+    return config(root, out, **{**settings, **overrides})
+
+
+def test_dynamic_minibatch_schedule_counts_images_seen(tiny_dataset, tmp_path):
+    # seed 3 draws size 160 for epoch 0: three batches (3, 3, 2 images) of the 8 images
+    trainer = Trainer(dm_config(tiny_dataset, tmp_path / "o", seed=3, schedule="cosine", burn_in=0), progress=False)
+    plan = trainer.loader.plan(0)
+    assert [count for _, count, _ in plan] == [3, 3, 2]  # the premise: updates are not images
+    images, targets = trainer.loader.batch(0, 0)
+    trainer.train_batch(images, targets)
+    assert trainer.scheduler.last_epoch == 3
+    trainer = Trainer(dm_config(tiny_dataset, tmp_path / "p", seed=3, schedule="cosine", burn_in=0), progress=False)
+    trainer.fit(epochs=1)
+    assert trainer.scheduler.last_epoch == 8  # images, not the 3 updates
+    lr = trainer.config.lr
+    # Half the run's images seen: half-way down the cosine, whatever the number of updates.
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr * 0.01 + lr * 0.99 * 0.5)
+    trainer.fit()
+    assert trainer.scheduler.last_epoch == 16
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr * 0.01)  # the end of the schedule
+
+
+def test_a_run_with_dynamic_minibatch_differs_from_one_without(tiny_dataset, tmp_path):
+    on = Trainer(dm_config(tiny_dataset, tmp_path / "on", seed=3, epochs=1), progress=False)
+    off = Trainer(dm_config(tiny_dataset, tmp_path / "off", seed=3, epochs=1, dynamic_minibatch=False), progress=False)
+    assert [c for _, c, _ in on.loader.plan(0)] != [c for _, c, _ in off.loader.plan(0)]
+    on.fit()
+    off.fit()
+    assert any(not np.array_equal(a, b) for a, b in zip(weights_of(on).values(), weights_of(off).values(), strict=True))
+    with pytest.raises(ValueError, match=r"TrainConfig.dynamic_minibatch = True needs multiscale: true"):
+        TrainConfig(dynamic_minibatch=True)
