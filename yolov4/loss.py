@@ -182,8 +182,9 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
     """One stride's (box, obj, cls, iou_branch) terms, 0-d Tensors (or 0.0 where there are
     no positives), and the number of positives.
 
-    ``count`` is the number of positive slots, counted on the host by ``pack_targets``, so
-    the positives are gathered on the device without a sync (``first_true``).
+    ``count`` is the number of positive slots, counted on the host by ``pack_targets`` (None:
+    counted here, a sync), so the positives are gathered on the device without one
+    (``first_true``).
     """
     device, num_anchors = raw.device, len(config.anchors[level])
     stride, scale = config.strides[level], config.scale_x_y[level]
