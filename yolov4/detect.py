@@ -6,6 +6,8 @@ candidates, the (prediction, class) pairs of the batch whose score passes the th
 The maps are decoded and thresholded for the whole batch where they are (CPU or GPU); the
 candidates go to the host in one packed array, and NMS runs there per image. On the GPU a
 batch costs two blocking syncs: the ``nonzero`` that finds the candidates and that one copy.
+Each image's best candidates are chosen on the device without a sync of their own
+(``sync_free.best_per_group``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from minilucid.backend import as_numpy, get_array_module
 from yolov4.boxes import nms
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import decode_level
+from yolov4.sync_free import best_per_group
 
 MAX_CANDIDATES = 30_000  # the best scores kept per image before NMS: bounds its cost on a noisy map
 
@@ -75,19 +78,13 @@ def candidates(scores: Any, boxes: Any, conf_thresh: float) -> Any:
     the scores' dtype (exact for indices below 2**24), on their device: (L, 7).
 
     Rows come image by image, best score first (ties in map order), each image's best
-    ``MAX_CANDIDATES``; the rows over that cap follow them (L = min(M, N * cap)). One
-    ``nonzero`` is the only sync.
+    ``MAX_CANDIDATES``; the rows over that cap follow them (L = min(M, N * cap)), so an
+    image's own rows are its first rows. One ``nonzero`` is the only sync.
     """
     xp = get_array_module(scores)
-    cap = MAX_CANDIDATES
-    image, k, cls = xp.nonzero(scores > conf_thresh)  # (M,) each, in map order
+    image, k, cls = xp.nonzero(scores > conf_thresh)  # (M,) each, in map order: the sync
     score = scores[image, k, cls]
-    order = xp.argsort(-score, kind="stable")  # best first, ties in map order
-    order = order[xp.argsort(image[order], kind="stable")]  # then image by image
-    grouped = image[order]
-    rank = xp.arange(len(order)) - xp.searchsorted(grouped, grouped)  # place within its image
-    over_cap = (rank >= cap).astype(xp.int8)
-    order = order[xp.argsort(over_cap, kind="stable")][: scores.shape[0] * cap]  # kept rows first: (L,)
+    order = best_per_group(image, score, MAX_CANDIDATES, scores.shape[0])  # (L,)
     image, k, cls = image[order], k[order], cls[order]
     dtype = scores.dtype
     labels = xp.stack([image.astype(dtype), cls.astype(dtype), score[order]], axis=1)  # (L, 3)

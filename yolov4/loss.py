@@ -11,9 +11,10 @@ does not depend on it.
 
 All of it runs on the model's device. On a GPU the encoded targets and the truth boxes go up
 in one copy (``pack_targets``), which also counts each stride's positives on the host, so
-the positives are gathered on the device without a data-dependent ``nonzero``; the ignore
-mask compares the decoded predictions with the truth boxes there; and the loss terms come
-back in one read, the step's only sync.
+the positives are gathered on the device without a data-dependent ``nonzero``
+(``sync_free.first_true``); the ignore mask compares the decoded predictions with the truth
+boxes there; and the loss terms come back in one read (``sync_free.read_together``), the
+step's only sync.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from minilucid.nn import functional as F
 from yolov4.boxes import iou
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import cached_anchors, cached_grid, cell_offset, decode_boxes, split_anchors
+from yolov4.sync_free import first_true, read_together
 from yolov4.targets import decode_targets, slot_boxes
 
 
@@ -162,10 +164,11 @@ def yolo_loss(maps: tuple, targets: Any, config: YOLO_V4Config, truths: list | N
     total = (box_sum + obj_sum + cls_sum + iou_sum) * (1.0 / batch)
     if not read:
         return total, None
-    # The one host read of the step: every term at once.
+    # The one host read of the step: every term at once (a term with no positives is a device 0).
     device = maps[0].device
-    terms = [p.detach() if isinstance(p, lucid.Tensor) else lucid.zeros((), device=device) for p in parts.values()]
-    values = backend.as_numpy(lucid.stack(terms).data).tolist()
+    values = read_together(
+        [p if isinstance(p, lucid.Tensor) else lucid.zeros((), device=device) for p in parts.values()]
+    )
     for name, value in zip(parts, values, strict=True):
         if not math.isfinite(value):
             raise FloatingPointError(
@@ -179,8 +182,9 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
     """One stride's (box, obj, cls, iou_branch) terms, 0-d Tensors (or 0.0 where there are
     no positives), and the number of positives.
 
-    ``count`` is the number of positive slots; the positives are gathered on the device by
-    sorting the positive mask (positives first), so no data-dependent ``nonzero`` syncs.
+    ``count`` is the number of positive slots, counted on the host by ``pack_targets`` (None:
+    counted here, a sync), so the positives are gathered on the device without one
+    (``first_true``).
     """
     device, num_anchors = raw.device, len(config.anchors[level])
     stride, scale = config.strides[level], config.scale_x_y[level]
@@ -190,7 +194,7 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
     target = target.reshape(n, h, w, a, -1)  # (N, H, W, A, 5 + C) array
     positive = target[..., 4]  # (N, H, W, A): 1 where a slot is responsible, else 0
     if count is None:
-        count = int(positive.sum())  # targets encoded on the device: one sync to count them
+        count = int((positive > 0.5).sum())  # targets encoded on the device: one sync to count them
 
     # Objectness over every cell: 1 on positives (or the IoU mix), 0 elsewhere, and no loss
     # where a prediction already overlaps some truth well (the ignore mask) unless positive.
@@ -199,8 +203,7 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
     obj_target = positive
     box = cls = iou_branch = 0.0
     if count:
-        # The positives, gathered: flat slot indices, the positive ones first in slot order.
-        index = xp.argsort(1 - positive.reshape(-1), kind="stable")[:count]  # (P,)
+        index = first_true(positive > 0.5, count)  # (P,) flat slot indices of the positives, in order
         picked = values.reshape(-1, v)[index]  # (P, V) Tensor
         slots = target.reshape(n * h * w * a, -1)[index]  # (P, 5 + C) array
         cells = xp.stack([(index // a) % w, (index // (a * w)) % h], axis=-1).astype(target.dtype)  # [col, row]
