@@ -2,6 +2,8 @@
 
     python benchmarks/real_photo.py OUT        # writes OUT/data.yaml, OUT/images/{train,val}, ...
 
+(``write_roboflow`` lays the same tiles out as a Roboflow export instead: notebook 18.)
+
 The photograph is scikit-image's ``immunohistochemistry()`` (512 x 512 RGB, shipped inside
 the scikit-image wheel, so nothing is downloaded): stained colon tissue in which brown (DAB)
 glands sit in a pale stroma full of blue (hematoxylin) nuclei. The class is **a nucleus of
@@ -138,6 +140,26 @@ def write_real_photo(root: str | Path, **options) -> RealPhotoTiles:
     for split in ("train", "val"):
         write_yolo(getattr(tiles, split), root, ["nucleus"], split)
     return tiles
+
+
+# What Roboflow writes into an export's data.yaml for a YOLO format: the splits named from a
+# folder beside the export (../train/images), which readers retry without the ../.
+ROBOFLOW_YAML = "train: ../train/images\nval: ../valid/images\n\nnc: 1\nnames: ['nucleus']\n"
+
+
+def write_roboflow(root: str | Path, tiles: RealPhotoTiles) -> Path:
+    """Write ``tiles`` laid out as a Roboflow export in YOLO format: ``train/`` and ``valid/``,
+    each with ``images/`` and ``labels/``, and a ``data.yaml`` at the top naming them as
+    Roboflow does (``train: ../train/images``). Returns the data.yaml's path."""
+    from minilucid.serialization import write_text_atomically
+    from yolov4.data.formats import write_yolo
+
+    root = Path(root)
+    for split, folder in (("train", "train"), ("val", "valid")):
+        write_yolo(getattr(tiles, split), root / folder, ["nucleus"])
+        (root / folder / "data.yaml").unlink()  # write_yolo's own; an export has one, at its top
+    write_text_atomically(root / "data.yaml", ROBOFLOW_YAML)
+    return root / "data.yaml"
 
 
 if __name__ == "__main__":
