@@ -94,6 +94,17 @@ def tile_boxes(boxes: np.ndarray, x0: int, y0: int, tile: int) -> np.ndarray:
     return np.concatenate([np.zeros((len(kept), 1)), centres, sizes], axis=1)
 
 
+def scaled_photograph(scale: int = 2) -> np.ndarray:
+    """The photograph scaled by ``scale`` (bilinear), as the tiles are cut from it: (3, H, W)
+    float32 in [0, 1]."""
+    from PIL import Image
+
+    photo = photograph()
+    height, width = photo.shape[0] * scale, photo.shape[1] * scale
+    pixels = np.asarray(Image.fromarray(photo).resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
+    return pixels.transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+
 @dataclass
 class RealPhotoTiles:
     """The tiles of both splits, before they are written: (name, (3, T, T) image in [0, 1],
@@ -111,13 +122,10 @@ def real_photo_tiles(
     """The photograph labelled (``nucleus_boxes``), scaled by ``scale``, divided at a column no
     box crosses near ``train_fraction`` of its width, and cut into ``tile``-pixel squares at most
     ``stride`` apart on the left (training) and ``val_stride`` apart on the right (held out)."""
-    from PIL import Image
-
     photo = photograph()
     boxes = nucleus_boxes(photo) * scale
-    height, width = photo.shape[0] * scale, photo.shape[1] * scale
-    pixels = np.asarray(Image.fromarray(photo).resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
-    image = pixels.transpose(2, 0, 1)  # (3, H, W)
+    image = scaled_photograph(scale)
+    height, width = image.shape[1:]
     column = split_column(boxes, width, train_fraction)
 
     def cut(x_start: int, x_stop: int, step: int, name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -85,3 +85,11 @@ def test_the_roboflow_layout_is_read_back_with_its_valid_folder_as_the_held_out_
     read = {p.name: b for p, b in val.items}
     for name, _, boxes in few.val:
         np.testing.assert_allclose(read[name], boxes, atol=1e-4)
+
+
+def test_the_tiles_are_cut_from_the_scaled_photograph_where_their_names_say(tiles):
+    photo = real_photo.scaled_photograph()
+    assert photo.shape == (3, 1024, 1024) and photo.dtype == np.float32
+    for name, image, _ in (tiles.train[0], tiles.train[-1], tiles.val[-1]):
+        y, x = int(name.split("_y")[1][:4]), int(name.split("_x")[1][:4])
+        np.testing.assert_array_equal(image, photo[:, y : y + 160, x : x + 160])
