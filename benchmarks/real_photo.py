@@ -2,6 +2,8 @@
 
     python benchmarks/real_photo.py OUT        # writes OUT/data.yaml, OUT/images/{train,val}, ...
 
+(``write_roboflow`` lays the same tiles out as a Roboflow export instead: notebook 18.)
+
 The photograph is scikit-image's ``immunohistochemistry()`` (512 x 512 RGB, shipped inside
 the scikit-image wheel, so nothing is downloaded): stained colon tissue in which brown (DAB)
 glands sit in a pale stroma full of blue (hematoxylin) nuclei. The class is **a nucleus of
@@ -92,6 +94,17 @@ def tile_boxes(boxes: np.ndarray, x0: int, y0: int, tile: int) -> np.ndarray:
     return np.concatenate([np.zeros((len(kept), 1)), centres, sizes], axis=1)
 
 
+def scaled_photograph(scale: int = 2) -> np.ndarray:
+    """The photograph scaled by ``scale`` (bilinear), as the tiles are cut from it: (3, H, W)
+    float32 in [0, 1]."""
+    from PIL import Image
+
+    photo = photograph()
+    height, width = photo.shape[0] * scale, photo.shape[1] * scale
+    pixels = np.asarray(Image.fromarray(photo).resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
+    return pixels.transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+
 @dataclass
 class RealPhotoTiles:
     """The tiles of both splits, before they are written: (name, (3, T, T) image in [0, 1],
@@ -109,13 +122,10 @@ def real_photo_tiles(
     """The photograph labelled (``nucleus_boxes``), scaled by ``scale``, divided at a column no
     box crosses near ``train_fraction`` of its width, and cut into ``tile``-pixel squares at most
     ``stride`` apart on the left (training) and ``val_stride`` apart on the right (held out)."""
-    from PIL import Image
-
     photo = photograph()
     boxes = nucleus_boxes(photo) * scale
-    height, width = photo.shape[0] * scale, photo.shape[1] * scale
-    pixels = np.asarray(Image.fromarray(photo).resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
-    image = pixels.transpose(2, 0, 1)  # (3, H, W)
+    image = scaled_photograph(scale)
+    height, width = image.shape[1:]
     column = split_column(boxes, width, train_fraction)
 
     def cut(x_start: int, x_stop: int, step: int, name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -138,6 +148,26 @@ def write_real_photo(root: str | Path, **options) -> RealPhotoTiles:
     for split in ("train", "val"):
         write_yolo(getattr(tiles, split), root, ["nucleus"], split)
     return tiles
+
+
+# What Roboflow writes into an export's data.yaml for a YOLO format: the splits named from a
+# folder beside the export (../train/images), which readers retry without the ../.
+ROBOFLOW_YAML = "train: ../train/images\nval: ../valid/images\n\nnc: 1\nnames: ['nucleus']\n"
+
+
+def write_roboflow(root: str | Path, tiles: RealPhotoTiles) -> Path:
+    """Write ``tiles`` laid out as a Roboflow export in YOLO format: ``train/`` and ``valid/``,
+    each with ``images/`` and ``labels/``, and a ``data.yaml`` at the top naming them as
+    Roboflow does (``train: ../train/images``). Returns the data.yaml's path."""
+    from minilucid.serialization import write_text_atomically
+    from yolov4.data.formats import write_yolo
+
+    root = Path(root)
+    for split, folder in (("train", "train"), ("val", "valid")):
+        write_yolo(getattr(tiles, split), root / folder, ["nucleus"])
+        (root / folder / "data.yaml").unlink()  # write_yolo's own; an export has one, at its top
+    write_text_atomically(root / "data.yaml", ROBOFLOW_YAML)
+    return root / "data.yaml"
 
 
 if __name__ == "__main__":

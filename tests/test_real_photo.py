@@ -64,3 +64,32 @@ def test_tile_origins_cover_the_region_no_further_apart_than_the_stride():
     assert max(np.diff(origins)) <= 60
     with pytest.raises(ValueError, match="narrower than a tile"):
         real_photo.tile_origins(0, 100, 160, 60)
+
+
+def test_the_roboflow_layout_is_read_back_with_its_valid_folder_as_the_held_out_split(tiles, tmp_path):
+    from dataclasses import replace
+
+    from yolov4.data.splits import read_splits
+    from yolov4.files import read_yaml
+
+    few = replace(tiles, train=tiles.train[:5], val=tiles.val[:3])
+    data_yaml = real_photo.write_roboflow(tmp_path / "export", few)
+    assert data_yaml == tmp_path / "export" / "data.yaml"
+    assert read_yaml(data_yaml)["train"] == "../train/images" and read_yaml(data_yaml)["val"] == "../valid/images"
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["data.yaml", "train", "valid"]
+    train, val = read_splits(data_yaml)
+    assert train.class_names == val.class_names == ["nucleus"]
+    assert sorted(p.name for p, _ in train.items) == sorted(n for n, _, _ in few.train)
+    assert sorted(p.name for p, _ in val.items) == sorted(n for n, _, _ in few.val)
+    assert all(p.parent == tmp_path / "export" / "valid" / "images" for p, _ in val.items)
+    read = {p.name: b for p, b in val.items}
+    for name, _, boxes in few.val:
+        np.testing.assert_allclose(read[name], boxes, atol=1e-4)
+
+
+def test_the_tiles_are_cut_from_the_scaled_photograph_where_their_names_say(tiles):
+    photo = real_photo.scaled_photograph()
+    assert photo.shape == (3, 1024, 1024) and photo.dtype == np.float32
+    for name, image, _ in (tiles.train[0], tiles.train[-1], tiles.val[-1]):
+        y, x = int(name.split("_y")[1][:4]), int(name.split("_x")[1][:4])
+        np.testing.assert_array_equal(image, photo[:, y : y + 160, x : x + 160])
