@@ -17,6 +17,7 @@ import pytest
 from minilucid import nn
 from yolov4 import YOLO_V4Config, tiny_config
 from yolov4.config import VARIANTS
+from yolov4.darknet import RELEASED_WEIGHTS
 from yolov4.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -337,3 +338,71 @@ def test_the_conftests_dependency_check_names_every_runtime_dependency_but_numpy
     block = read("pyproject.toml").split("\ndependencies = [", 1)[1].split("\n]", 1)[0]
     declared = set(re.findall(r'^\s*"([A-Za-z0-9_-]+)', block, flags=re.MULTILINE))
     assert declared == {"numpy", *RUNTIME_DEPENDENCIES.values()}
+
+
+# ----------------------------------------------------------------------------- figures quoted twice
+
+WEIGHTS = {cfg.removesuffix(".cfg") + ".weights": size for size, cfg in RELEASED_WEIGHTS.items()}
+# Where the size of darknet's yolov4.weights (the same bytes as a saved 80-class YOLOv4) is quoted.
+WEIGHTS_SIZE_QUOTES = [
+    ("README.md", r"writes a ([\d.]+) MB file"),
+    ("docs/training-your-data.md", r"trained on COCO's 80 classes \(([\d.]+) MB = ([\d.]+) MiB"),
+    ("notebooks/17-darknet.ipynb", r"trained on COCO \(([\d.]+) MB = ([\d.]+) MiB, ([\d,]+) bytes"),
+]
+
+
+def prose(relative: str) -> str:
+    """A page's text; for a notebook, its cells' sources (what a reader wrote, not the outputs)."""
+    if relative.endswith(".ipynb"):
+        return "\n".join("".join(cell["source"]) for cell in json.loads(read(relative))["cells"])
+    return read(relative)
+
+
+def every_page() -> list[str]:
+    """The README, the docs and the notebooks, as paths relative to the repository."""
+    pages = ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+    return pages + [f"notebooks/{p.name}" for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))]
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+@pytest.mark.parametrize(("page", "pattern"), WEIGHTS_SIZE_QUOTES, ids=[p for p, _ in WEIGHTS_SIZE_QUOTES])
+def test_the_yolov4_weights_size_is_quoted_the_same_everywhere(page, pattern):
+    size = WEIGHTS["yolov4.weights"]
+    found = re.findall(pattern, prose(page))
+    assert len(found) == 1, f"{page}: expected one quote of the yolov4.weights size matching {pattern!r}, found {found}"
+    figures = found[0] if isinstance(found[0], tuple) else (found[0],)
+    expected = (f"{size / 1e6:.1f}", f"{size / 2**20:.1f}", f"{size:,}")  # MB, MiB, bytes
+    for quoted, right in zip(figures, expected[: len(figures)], strict=True):  # the first one, two or three
+        assert quoted == right, f"{page} quotes {quoted} where yolov4.weights ({size:,} bytes) gives {right}"
+
+
+def test_every_weights_file_size_and_float_count_quoted_is_the_released_files():
+    sizes, floats = 0, 0
+    for page in every_page():
+        text = prose(page)
+        for name, quoted in re.findall(r"`(yolov4(?:-tiny)?\.weights)`\s+\(([\d,]+) bytes", text):
+            assert number(quoted) == WEIGHTS[name], f"{page}: {name} is {WEIGHTS[name]:,} bytes, not {quoted}"
+            sizes += 1
+        for quoted in re.findall(r"\b(\d{1,3}(?:,\d{3}){2,}) floats", text):  # 20-byte header, 4 bytes a float
+            assert number(quoted) in {(size - 20) // 4 for size in WEIGHTS.values()}, (
+                f"{page}: {quoted} floats is neither released file's count: {WEIGHTS}"
+            )
+            floats += 1
+    assert sizes >= 3 and floats >= 4, (sizes, floats)
+
+
+def test_every_yolov4_parameter_count_quoted_is_the_models():
+    from yolov4 import yolo_v4
+
+    expected = yolo_v4(num_classes=80).count_parameters()
+    quotes = [
+        (page, quoted)
+        for page in every_page()
+        for quoted in re.findall(r"\b(64,\d{3},\d{3}) (?:trainable )?parameters", prose(page))
+    ]
+    assert len(quotes) >= 5, quotes
+    for page, quoted in quotes:
+        assert number(quoted) == expected, f"{page} says YOLOv4 has {quoted} parameters; it has {expected:,}"

@@ -151,7 +151,10 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
 
         ``targets`` is either one (M, 5) array [class_id, cx, cy, w, h] (input pixels) per
         image, or the encoded tuple of one (N, Hs, Ws, A * (5 + C)) array per stride
-        (``yolov4.targets.encode_targets``). Both give the same loss for the same boxes.
+        (``yolov4.targets.encode_targets``). Both give the same loss for the same boxes, except
+        where a box lost every slot to a later box (two boxes in the same cells with the same
+        anchors): the encoded grid no longer holds it, so the ignore mask, which then reads its
+        truths from the grid, does not spare predictions that overlap only that box.
         """
         x = self.check_input(x)
         maps = self.forward(x)

@@ -10,7 +10,7 @@ from yolov4.boxes import iou, xywh_to_xyxy
 from yolov4.decode import split_anchors
 from yolov4.letterbox import to_original
 from yolov4.loss import yolo_loss
-from yolov4.targets import encode_targets
+from yolov4.targets import decode_targets, encode_targets
 
 GROUND_TRUTH = [
     np.array([[0, 40, 40, 30, 40], [1, 92, 60, 50, 30], [2, 64, 104, 20, 20]], dtype=float),
@@ -45,6 +45,40 @@ def test_both_target_forms_give_the_same_loss():
     assert from_boxes == from_encoded
     assert terms.num_positives > 6 and terms.box > 0 and terms.obj > 0 and terms.cls > 0
     assert terms.total == pytest.approx(from_boxes, rel=1e-5)
+
+
+def test_the_forms_differ_only_when_a_box_lost_all_its_slots():
+    """Encoded targets hold no box that a later box displaced from every slot, so the ignore
+    mask (which reads its truths back from the grid) misses it; the boxes keep it.
+
+    Two 19x36 boxes; one prediction (stride 16, anchor (76, 55), not positive for them) is
+    set to coincide with the first. Its objectness logit is 2, so if it is not ignored its
+    "no object" loss is softplus(2)."""
+    lucid.random.seed(0)
+    model = yolo_v4(num_classes=1, width_multiple=0.25, depth_multiple=0.33)
+    scale = model.config.scale_x_y[1]
+    for head in model.head:  # every raw output is its bias: anchor-sized boxes at cell centres
+        head.output.conv.weight.data[...] = 0
+        head.output.conv.bias.data.reshape(3, -1)[:, :4] = 0
+    bias = model.head[1].output.conv.bias.data.reshape(3, -1)  # stride 16: (A, 5 + C)
+    for axis, centre in enumerate((25.0, 28.0)):  # cell (1, 1): offsets 9/16 and 12/16
+        offset = (centre / 16 - 1 + (scale - 1) / 2) / scale
+        bias[1, axis] = np.log(offset / (1 - offset))
+    bias[1, 2:5] = [np.log(19 / 76), np.log(36 / 55), 2.0]
+    x = lucid.zeros((1, 3, 64, 64))
+    losses = {}
+    for case, second_x in (("apart", 41.0), ("collide", 31.0)):  # 31: the same cells, every slot taken
+        boxes = [np.array([[0, 25, 28, 19, 36], [0, second_x, 28, 19, 36]])]
+        encoded = encode_targets(boxes, model.config, (64, 64))
+        kept = {tuple(box) for box in np.round(decode_targets(encoded, model.config)[0], 3)}
+        from_boxes, boxes_terms = model.get_loss(x, boxes).item(), model.last_loss_terms
+        from_encoded, encoded_terms = model.get_loss(x, encoded).item(), model.last_loss_terms
+        losses[case] = from_boxes, from_encoded
+        assert (boxes_terms.box, boxes_terms.cls) == (encoded_terms.box, encoded_terms.cls)
+        assert len(kept) == (2 if case == "apart" else 1), kept
+    assert losses["apart"][0] == losses["apart"][1]
+    from_boxes, from_encoded = losses["collide"]
+    assert from_encoded - from_boxes == pytest.approx(np.logaddexp(0, 2.0), rel=1e-4)
 
 
 def test_gradients_are_finite_and_reach_every_parameter():

@@ -54,6 +54,17 @@ def test_seed_example_and_lucid_names():
     assert [m.shape for m in maps] == [(2, 24, 8, 12), (2, 24, 4, 6), (2, 24, 2, 3)]
 
 
+def test_the_seed_predict_example_finds_nothing_before_training():
+    # lucid's docs end with print(detections[0][0]): an IndexError on an untrained model,
+    # whose scores start at the priors, objectness 0.01 times class 1 / C (docs/api.md)
+    lucid.random.seed(0)
+    model = YOLO_V4(num_classes=80, width_multiple=0.25, depth_multiple=0.33)
+    x = lucid.random.rand(1, 3, 128, 128)
+    assert model.predict(x) == [[]]
+    scores = [d["score"] for d in model.predict(x, conf_thresh=0)[0]]
+    assert scores and max(scores) == pytest.approx(0.01 / 80, rel=0.05)
+
+
 def test_small_variant_scales_width_and_depth():
     small = yolo_v4(num_classes=3, width_multiple=0.25, depth_multiple=0.33)
     assert small.backbone.stem.out_channels == 8

@@ -4,8 +4,8 @@ Every random choice of batch b in epoch e comes from a generator seeded by (seed
 and the sample order of epoch e from (seed, e) (``minilucid.data.DataLoader.order``): an
 epoch is reproducible, and a run resumed at any epoch sees exactly the batches an
 uninterrupted run would. With multi-scale, the input size changes every ``multiscale_every``
-batches to a multiple of 32 drawn from ``input_sizes`` (darknet's ``random=1``), the same
-for every image of a batch.
+batches to a multiple of 32 drawn from ``input_sizes``, the same for every image of a batch
+(as darknet's ``random=1``, which draws its sizes from a wider range: notebook 14).
 
 Dynamic mini-batch (``dynamic_batch``, the YOLOv4 paper's DM, darknet's
 ``dynamic_minibatch=1``): with multi-scale, a batch at side s holds
