@@ -2,6 +2,7 @@
 
     python benchmarks/small_objects.py --out O --steps baseline tiles      # docs/small-objects.md's table
     python benchmarks/small_objects.py --out O --updates 150               # every step, seeds 0 1 2
+    python benchmarks/small_objects.py --out O --steps baseline pretrained-whole pretrained
     python benchmarks/small_objects.py --out O --report                    # the table only
 
 The photograph is scikit-image's ``immunohistochemistry()`` at its own scale (512 x 512),
@@ -26,6 +27,15 @@ evaluation on the held-out image at its full size. The steps, each adding to the
 - ``mosaic``: mosaic on half the samples;
 - ``balance``: the stride-8 level's objectness weighted 4, stride 32's 0.4 (``obj_balance``).
 
+Two steps start from darknet's released, COCO-trained ``yolov4-tiny.weights`` instead of
+from scratch (``YOLOV4_TINY_WEIGHTS``, else ``~/.cache/minilucid-yolov4/``), fine-tuned as
+``train --weights`` does (``configs/finetune.yaml``: no burn-in, fresh output convs at 10x the
+rate) with Adam at 1e-3. YOLOv4-tiny's finest level has stride 16, so both enlarge the input
+2x (the nuclei become 18 x 24 px):
+
+- ``pretrained-whole``: the whole training image at 384 px (the baseline's 192, doubled);
+- ``pretrained``: the 128-px tiles at 256 px, evaluated sliced (``eval --tile 128``).
+
 Each finished run appends a line to ``OUT/results.jsonl`` and is not run again, so a stopped
 measurement continues where it stopped; the table (mean and min-max over seeds of mAP@0.5,
 mAP@[.5:.95] and mAP for small objects) goes to ``OUT/table.md``.
@@ -36,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -69,7 +80,14 @@ STEPS = {
     "anchors": dict(data="tiles", img=TILE, tile=TILE, autoanchor="always"),
     "mosaic": dict(data="tiles", img=TILE, tile=TILE, autoanchor="always", mosaic=0.5),
     "balance": dict(data="tiles", img=TILE, tile=TILE, autoanchor="always", mosaic=0.5, obj_balance=(4.0, 1.0, 0.4)),
+    # darknet's released yolov4-tiny (COCO-trained) as the start, fine-tuned as ``train --weights``
+    # does (configs/finetune.yaml); its finest level has stride 16, so the input is enlarged 2x:
+    # 9 x 12 px nuclei become 18 x 24, a cell or more of that level.
+    "pretrained-whole": dict(data="full", img=2 * 192, tile=None, autoanchor="off", pretrained=True),
+    "pretrained": dict(data="tiles", img=2 * TILE, tile=TILE, autoanchor="off", pretrained=True),
 }
+PRETRAINED = dict(model="yolov4-tiny", lr=0.001)  # the rate benchmarks/finetune.py measured finetune.yaml at
+WEIGHTS = Path(os.environ.get("YOLOV4_TINY_WEIGHTS") or Path.home() / ".cache/minilucid-yolov4/yolov4-tiny.weights")
 
 
 def write_datasets(out: Path) -> tuple[Path, Path]:
@@ -105,6 +123,10 @@ def train_once(data: dict[str, Path], out: Path, step: str, updates: int, seed: 
     options = {**DEMO["model_options"], **({"obj_balance": s["obj_balance"]} if "obj_balance" in s else {})}
     augment = {**DEMO["augment"], **({"mosaic": s["mosaic"]} if "mosaic" in s else {})}
     settings = {**DEMO, "model_options": options, "augment": augment}
+    if s.get("pretrained"):
+        if not WEIGHTS.is_file():
+            raise FileNotFoundError(f"step {step!r} needs yolov4-tiny.weights at {WEIGHTS} (or YOLOV4_TINY_WEIGHTS)")
+        settings = {**settings, **PRETRAINED, "weights": str(WEIGHTS)}
     per_epoch = math.ceil(len(training_set(data[s["data"]])) / settings["batch"])
     config = TrainConfig(
         **settings,
