@@ -19,7 +19,7 @@ from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
-from yolov4.loss import PackedTargets, pack_targets, padded_truths, yolo_loss
+from yolov4.loss import LossTerms, PackedTargets, pack_targets, padded_truths, yolo_loss
 from yolov4.neck import TinyNeck, YOLOv4Neck
 from yolov4.regularize import use_cross_minibatch_norm
 from yolov4.targets import encode_targets, truth_boxes
@@ -143,11 +143,19 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
 
     # ------------------------------------------------------------------ loss
     def get_loss(self, x: Any, targets: Any, read_terms: bool = True) -> lucid.Tensor:
-        """The YOLOv4 loss of a batch, a scalar Tensor; its parts are in ``last_loss_terms``.
+        """The YOLOv4 loss of a batch, a scalar Tensor (``get_loss_and_terms`` also gives its parts).
 
-        Reading the parts (and checking them for NaN) is the step's one host read; with
-        ``read_terms=False`` it is skipped and ``last_loss_terms`` is None, for callers that
-        only differentiate the loss (SAT's attack).
+        Reading the parts to check them for NaN is the step's one host read; with
+        ``read_terms=False`` it is skipped, for callers that only differentiate the loss
+        (SAT's attack). ``targets`` are ``get_loss_and_terms``'s.
+        """
+        if not read_terms:
+            return self._loss(x, targets, read=False)[0]
+        return self.get_loss_and_terms(x, targets)[0]
+
+    def get_loss_and_terms(self, x: Any, targets: Any) -> tuple[lucid.Tensor, LossTerms]:
+        """(the loss of a batch, a scalar Tensor; its parts as floats, ``LossTerms``), the parts
+        read from the device in one copy and checked for NaN.
 
         ``targets`` is either one (M, 5) array [class_id, cx, cy, w, h] (input pixels) per
         image, or the encoded tuple of one (N, Hs, Ws, A * (5 + C)) array per stride
@@ -156,13 +164,16 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         anchors): the encoded grid no longer holds it, so the ignore mask, which then reads its
         truths from the grid, does not spare predictions that overlap only that box.
         """
+        return self._loss(x, targets, read=True)
+
+    def _loss(self, x: Any, targets: Any, read: bool) -> tuple[lucid.Tensor, LossTerms | None]:
+        """``yolo_loss`` of the maps of ``x``: (loss, terms), the terms None unless ``read``."""
         x = self.check_input(x)
         maps = self.forward(x)
         truths = None  # for encoded targets: read back from the encoded grid
         if not isinstance(targets, PackedTargets) and not is_encoded(targets, len(maps)):
             targets, truths = self.encode(targets, x.shape)
-        loss, self.last_loss_terms = yolo_loss(maps, targets, self.config, truths, read_terms)
-        return loss
+        return yolo_loss(maps, targets, self.config, truths, read)
 
     def encode(self, boxes: list, shape: tuple[int, ...]) -> tuple[tuple, list]:
         """Per-image (M, 5) boxes for images of ``shape`` (N, C, H, W) -> (encoded targets,

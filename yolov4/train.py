@@ -328,14 +328,13 @@ class Trainer:
             for module in self.frozen:  # in inference mode, as darknet runs the layers before stopbackward
                 module.eval()
             try:
-                loss = self.model.get_loss(part, part_targets)
+                loss, terms = self.model.get_loss_and_terms(part, part_targets)
             except FloatingPointError as error:
                 last = self.out / "last.npz"
                 where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {self.epoch}: {error}; {where}") from error
             weight = part.shape[0] / len(targets)  # this mini-batch's share of the update
             (loss * weight).backward()
-            terms = self.model.last_loss_terms
             parts = {
                 "loss": terms.total,
                 "box": terms.box,
