@@ -174,7 +174,7 @@ def write_tiles(
     train, held = read_splits(data, val, val_fraction)
     splits = {"train": train, "val": held}
     if val is None and has_split(data, "val") and has_split(data, "test"):  # else test is the val split
-        splits["test"] = read_dataset(data, "test", train.class_names)
+        splits["test"] = read_dataset(data, "test", class_names=train.class_names)
     counts = {}
     for name, dataset in splits.items():
         tally = [0, 0]  # tiles, boxes
