@@ -14,6 +14,7 @@ import numpy as np
 import minilucid as lucid
 from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
+from yolov4.boxes import VIEWING, NMSSettings
 from yolov4.cfg import DarknetGraph
 from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
 from yolov4.detect import detect
@@ -30,18 +31,7 @@ def is_encoded(targets: Any, levels: int) -> bool:
     return isinstance(targets, tuple) and len(targets) == levels and all(getattr(t, "ndim", None) == 4 for t in targets)
 
 
-DEFAULT_NMS_THRESHOLD = 0.45  # darknet's, for viewing
 DEFAULT_INPUT_SIZE = 416
-
-
-def check_thresholds(conf_thresh: float, iou_thresh: float, max_det: int) -> None:
-    """``predict``'s thresholds in range, or a one-line ValueError naming the one that is not."""
-    if not 0 <= conf_thresh < 1:
-        raise ValueError(f"predict: conf_thresh must be in [0, 1), got {conf_thresh}")
-    if not 0 <= iou_thresh <= 1:
-        raise ValueError(f"predict: iou_thresh must be in [0, 1], got {iou_thresh}")
-    if max_det < 1:
-        raise ValueError(f"predict: max_det must be at least 1, got {max_det}")
 
 
 def network_batch(x: Any, channels: int) -> Any:
@@ -68,7 +58,7 @@ def nms_threshold(iou_thresh: float | None, diou_thresh: float | None) -> float:
     for given in (iou_thresh, diou_thresh):
         if given is not None:
             return given
-    return DEFAULT_NMS_THRESHOLD
+    return VIEWING.iou_thresh  # darknet's 0.45
 
 
 class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
@@ -217,14 +207,14 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
 
         Score = objectness x class probability. NMS is the config's kind (DIoU-NMS by
         default) per class, suppressing above ``iou_thresh`` (0.45, darknet's;
-        ``diou_thresh`` is lucid's name for it), and ``max_det`` keeps the best. The model's
+        ``diou_thresh`` is lucid's name for it), and ``max_det`` keeps the best; together they
+        make the ``yolov4.boxes.NMSSettings`` passed down, which checks them. The model's
         train/eval mode is left as it was. On the GPU a batch is decoded and thresholded
         there, with two blocking syncs (``yolov4.detect``).
         """
-        iou_thresh = nms_threshold(iou_thresh, diou_thresh)
-        check_thresholds(conf_thresh, iou_thresh, max_det)
+        settings = NMSSettings(conf_thresh, nms_threshold(iou_thresh, diou_thresh), max_det, nms_kind)
         if input_size is None and getattr(x, "ndim", None) == 4:
-            return self._predict_batch(x, conf_thresh, iou_thresh, max_det, nms_kind)
+            return self._predict_batch(x, settings)
         from yolov4.data.images import as_image  # Pillow's module: the model itself does without it
         from yolov4.inference import detect_images  # it calls back here with a batch
 
@@ -233,12 +223,9 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
             sizes = {image.shape[1:] for image in images}
             own = sizes.pop() if len(sizes) == 1 else (0, 0)
             input_size = own if all(s > 0 and s % 32 == 0 for s in own) else self.default_input_size()
-        options = (conf_thresh, iou_thresh, max_det)
-        return detect_images(self, images, input_size, *options, letterbox=letterbox, nms_kind=nms_kind)
+        return detect_images(self, images, input_size, settings, letterbox=letterbox)
 
-    def _predict_batch(
-        self, x: Any, conf_thresh: float, iou_thresh: float, max_det: int, nms_kind: str | None
-    ) -> list[list[dict[str, Any]]]:
+    def _predict_batch(self, x: Any, settings: NMSSettings) -> list[list[dict[str, Any]]]:
         """``predict`` of a batch that is the network's input as it is (``network_batch``)."""
         x = self.check_input(network_batch(x, self.config.image_channels))
         was_training = self.training
@@ -248,7 +235,7 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
                 maps = self.forward(x)
         finally:
             self.train(was_training)
-        return detect(self.config, maps, x.shape[2:], conf_thresh, iou_thresh, max_det, nms_kind)
+        return detect(self.config, maps, x.shape[2:], settings)
 
     def default_input_size(self) -> tuple[int, int]:
         """(height, width) that ``predict`` places an image in unless told: the darknet cfg's

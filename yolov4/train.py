@@ -57,7 +57,7 @@ from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
 from yolov4.ema import EMA
-from yolov4.evaluate import evaluate_model
+from yolov4.evaluate import evaluate_model, map_settings
 from yolov4.files import check_not_inputs, check_writable
 from yolov4.model import YOLO_V4, build_model
 from yolov4.plots import plot_history
@@ -356,7 +356,8 @@ class Trainer:
         """The model's COCO metrics on the validation set, which it never trains on (with the
         EMA weights when the run keeps them)."""
         with self.ema.applied(self.model) if self.ema else nullcontext():
-            return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
+            settings = map_settings(self.config.conf_thresh)
+            return evaluate_model(self.model, self.val_set, self.config.img, settings=settings)
 
     def fit(self, epochs: int | None = None) -> list[dict[str, Any]]:
         """Train until ``epochs`` (default: the config's) are done; returns the history."""
