@@ -115,7 +115,7 @@ def train_once(data: dict[str, Path], out: Path, step: str, updates: int, seed: 
     """One run of ``step``: ``updates`` updates of the Trainer, then the held-out metrics."""
     from yolov4.data.formats import read_dataset
     from yolov4.data.splits import training_set
-    from yolov4.evaluate import evaluate_model
+    from yolov4.evaluate import evaluate_model, map_settings
     from yolov4.train import Trainer
     from yolov4.train_config import TrainConfig
 
@@ -153,7 +153,7 @@ def train_once(data: dict[str, Path], out: Path, step: str, updates: int, seed: 
     trained = time.perf_counter() - started
     held_out = read_dataset(data["full"], "val")
     sliced = {"tile": s["tile"], "overlap": OVERLAP} if s["tile"] else {}
-    metrics = evaluate_model(trainer.model, held_out, s["img"], conf_thresh=config.conf_thresh, **sliced)
+    metrics = evaluate_model(trainer.model, held_out, s["img"], settings=map_settings(config.conf_thresh), **sliced)
     return {
         "step": step,
         "seed": seed,

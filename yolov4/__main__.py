@@ -246,12 +246,14 @@ def image_files(arguments: list[str]) -> list[str]:
 
 
 def predict_command(args: argparse.Namespace) -> None:
+    from yolov4.boxes import NMSSettings
     from yolov4.data.images import read_image
     from yolov4.draw import draw_detections
     from yolov4.inference import detect_images
     from yolov4.runs import run_folder
     from yolov4.tiles import detect_tiled
 
+    settings = NMSSettings(args.conf, args.iou)  # --conf 1 refused before any work
     images = image_files(args.images)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a file; name a folder")
@@ -269,9 +271,9 @@ def predict_command(args: argparse.Namespace) -> None:
     for path, image_id, picture in zip(images, image_ids, pictures, strict=True):
         image = read_image(path)
         if args.tile is not None:
-            found = detect_tiled(model, [image], args.img, args.tile, args.overlap, args.conf, args.iou)[0]
+            found = detect_tiled(model, [image], args.img, args.tile, args.overlap, settings)[0]
         else:
-            found = detect_images(model, [image], args.img, args.conf, args.iou, letterbox=not args.stretch)[0]
+            found = detect_images(model, [image], args.img, settings, letterbox=not args.stretch)[0]
         draw_detections(image, found, names).save(out / picture)
         for d in found:
             x1, y1, x2, y2 = d["box"]

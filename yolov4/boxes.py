@@ -1,5 +1,6 @@
 """Boxes: format conversions, overlaps (IoU and its variants), label rows, and non-maximum
-suppression: every box computation of the detector, in one place.
+suppression with its settings (``NMSSettings``): every box computation of the detector, in
+one place.
 
 Boxes are (..., 4) arrays or Tensors, ``xyxy`` = [x1, y1, x2, y2] or ``xywh`` =
 [cx, cy, w, h], in pixels. Every function on boxes works on NumPy/CuPy arrays (evaluation)
@@ -19,12 +20,15 @@ For boxes A (prediction) and B (ground truth), with C their smallest enclosing b
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
 import minilucid as lucid
 from minilucid.backend import as_numpy, get_array_module
+from yolov4.config import NMS_KINDS
 
 KINDS = ("iou", "giou", "diou", "ciou")
 EPS = 1e-9  # keeps empty and zero-area boxes finite
@@ -161,6 +165,54 @@ def nms(
             suppressed &= labels[rest] == labels[best]
         order = rest[~suppressed]
     return np.asarray(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class NMSSettings:
+    """How scored predictions become detections: the score bar, the NMS that merges boxes
+    of one object, and how many an image keeps. ``YOLO_V4.predict``'s keywords build one;
+    ``yolov4.detect.detect``, ``detect_images``, ``detect_tiled`` and ``evaluate_model`` take
+    it whole. Checked on construction: a value out of range is a one-line ValueError."""
+
+    conf_thresh: float = 0.25
+    """A (box, class) is a candidate when its score, objectness x class probability, exceeds
+    this; in [0, 1). darknet's 0.25 for viewing, 0.005 for mAP."""
+
+    iou_thresh: float = 0.45
+    """NMS suppresses a box whose overlap with a better box of its class exceeds this (IoU, or
+    DIoU's IoU - (rho^2 / c^2)^beta_nms); in [0, 1]. darknet's 0.45."""
+
+    max_det: int = 300
+    """The most detections an image keeps, the best; at least 1."""
+
+    nms_kind: str | None = None
+    """``"diou"`` (DIoU-NMS, darknet's yolov4.cfg) or ``"greedy"`` (plain IoU); None: the
+    model config's ``nms_kind``, with its ``beta_nms``."""
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("conf_thresh", _number(self.conf_thresh) and 0 <= self.conf_thresh < 1, "a score in [0, 1)"),
+            ("iou_thresh", _number(self.iou_thresh) and 0 <= self.iou_thresh <= 1, "an overlap in [0, 1]"),
+            ("max_det", isinstance(self.max_det, Integral) and self.max_det >= 1, "a whole number, at least 1"),
+            ("nms_kind", self.nms_kind is None or self.nms_kind in NMS_KINDS, f"None or one of {NMS_KINDS}"),
+        )
+        for name, good, expected in checks:
+            if not good:
+                raise ValueError(f"NMS settings: {name} must be {expected}, got {getattr(self, name)!r}")
+
+    def keep(self, boxes: Any, scores: Any, classes: Any, config: Any) -> np.ndarray:
+        """Indices of the detections this NMS keeps, best first (``yolov4.boxes.nms`` per class,
+        the kind and beta from ``config`` where ``nms_kind`` is None)."""
+        kind = self.nms_kind or config.nms_kind
+        return nms(boxes, scores, self.iou_thresh, kind, config.beta_nms, classes, self.max_det)
+
+
+def _number(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool)."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+VIEWING = NMSSettings()  # darknet's for looking at detections: score 0.25, NMS 0.45
 
 
 # ----------------------------------------------------------------------------- label rows

@@ -18,7 +18,7 @@ import numpy as np
 
 import minilucid as lucid
 from minilucid.backend import as_numpy, get_array_module
-from yolov4.boxes import nms
+from yolov4.boxes import VIEWING, NMSSettings
 from yolov4.config import YOLO_V4Config
 from yolov4.decode import decode_level
 from yolov4.sync_free import best_per_group
@@ -27,30 +27,24 @@ MAX_CANDIDATES = 30_000  # the best scores kept per image before NMS: bounds its
 
 
 def detect(
-    config: YOLO_V4Config,
-    maps: list[Any],
-    input_size: tuple[int, int],
-    conf_thresh: float = 0.25,
-    iou_thresh: float = 0.45,
-    max_det: int = 300,
-    nms_kind: str | None = None,
+    config: YOLO_V4Config, maps: list[Any], input_size: tuple[int, int], settings: NMSSettings = VIEWING
 ) -> list[list[dict[str, Any]]]:
     """Detections per image of a batch, from its raw maps (each (N, A * V, H, W)), best first.
 
-    Every (box, class) whose score = objectness x class probability exceeds ``conf_thresh``
-    is a candidate, as in darknet; with the IoU branch the score is
+    Every (box, class) whose score = objectness x class probability exceeds
+    ``settings.conf_thresh`` is a candidate, as in darknet; with the IoU branch the score is
     objectness^(1 - alpha) x IoU^alpha x class probability. Each image keeps its best
     ``MAX_CANDIDATES`` candidates; boxes are clipped to the network input's ``input_size``
     (height, width): ``yolov4.letterbox.to_original`` takes them back to an original image.
     """
+    if not isinstance(settings, NMSSettings):
+        raise TypeError(f"detect: settings must be an NMSSettings, got {type(settings).__name__}")
     maps = [m.data if isinstance(m, lucid.Tensor) else m for m in maps]
     scores, boxes = score_predictions(config, maps)
-    rows = as_numpy(candidates(scores, boxes, conf_thresh))  # (L, 7), the one copy to the host
-    kind = nms_kind or config.nms_kind
+    rows = as_numpy(candidates(scores, boxes, settings.conf_thresh))  # (L, 7), the one copy to the host
     # an image's own rows come first, at most MAX_CANDIDATES of them, then those over the cap
     return [
-        suppress(rows[rows[:, 0] == n][:MAX_CANDIDATES], input_size, iou_thresh, kind, config.beta_nms, max_det)
-        for n in range(scores.shape[0])
+        suppress(rows[rows[:, 0] == n][:MAX_CANDIDATES], input_size, settings, config) for n in range(scores.shape[0])
     ]
 
 
@@ -92,11 +86,11 @@ def candidates(scores: Any, boxes: Any, conf_thresh: float) -> Any:
 
 
 def suppress(
-    rows: np.ndarray, input_size: tuple[int, int], iou_thresh: float, kind: str, beta: float, max_det: int
+    rows: np.ndarray, input_size: tuple[int, int], settings: NMSSettings, config: YOLO_V4Config
 ) -> list[dict[str, Any]]:
     """One image's detections from its candidate rows (L, 7) on the host: clip, NMS, dicts."""
     boxes, scores, classes = rows[:, 3:], rows[:, 2], rows[:, 1].astype(np.int64)
     height, width = input_size
     boxes = np.clip(boxes, 0, [width, height, width, height])
-    keep = nms(boxes, scores, iou_thresh, kind, beta, classes, max_det)
+    keep = settings.keep(boxes, scores, classes, config)
     return [{"box": [float(v) for v in boxes[k]], "score": float(scores[k]), "class_id": int(classes[k])} for k in keep]

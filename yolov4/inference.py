@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from yolov4.boxes import VIEWING, NMSSettings
 from yolov4.data.images import as_image
 from yolov4.letterbox import letterbox_image, to_original
 
@@ -34,12 +35,9 @@ def detect_images(
     model: Any,
     images: Sequence[Any],
     input_size: int | tuple[int, int],
-    conf_thresh: float = 0.25,
-    iou_thresh: float = 0.45,
-    max_det: int = 300,
+    settings: NMSSettings = VIEWING,
     batch_size: int = 8,
     letterbox: bool = True,
-    nms_kind: str | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Detections on each image, ``{"box": [x1, y1, x2, y2], "score", "class_id"}`` with the
     box in that image's own pixels, best first; one list per image.
@@ -49,22 +47,23 @@ def detect_images(
     the network's input, multiples of 32: a side (a square input) or (height, width). With
     ``letterbox`` (the default) an image keeps its aspect ratio, padded grey; without, it is
     stretched to the input, as darknet's ``detector test`` and OpenCV's ``DetectionModel`` do.
-    The images go through ``model`` ``batch_size`` at a time; the thresholds, ``max_det`` and
-    ``nms_kind`` (None: the model's own) are ``model.predict``'s.
+    The images go through ``model.predict`` (lucid's API) ``batch_size`` at a time, with the
+    thresholds, ``max_det`` and NMS kind of ``settings``.
     """
     size = input_shape(input_size)
+    if not isinstance(settings, NMSSettings):
+        raise TypeError(f"detect_images: settings must be an NMSSettings, got {type(settings).__name__}")
     if batch_size < 1:
         raise ValueError(f"detect_images: batch_size must be at least 1, got {batch_size}")
     if not isinstance(images, (list, tuple)):
         raise ValueError(f"detect_images: expected a list of images, got {type(images).__name__} (pass [image])")
     images = [as_image(image, f"detect_images: image {index}") for index, image in enumerate(images)]
-    chosen = {"nms_kind": nms_kind} if nms_kind is not None else {}  # else predict's default
+    thresholds = (settings.conf_thresh, settings.iou_thresh, settings.max_det)
+    kind = {"nms_kind": settings.nms_kind} if settings.nms_kind is not None else {}  # else the model's own
     found = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
         placed = np.stack([letterbox_image(image, size, letterbox) for image in batch])  # (B, 3, height, width)
-        for image, detections in zip(
-            batch, model.predict(placed, conf_thresh, iou_thresh, max_det, **chosen), strict=True
-        ):
+        for image, detections in zip(batch, model.predict(placed, *thresholds, **kind), strict=True):
             found.append(to_original(detections, image.shape[1:], size, letterbox))
     return found

@@ -164,23 +164,19 @@ def yolo_loss(maps: tuple, targets: Any, config: YOLO_V4Config, truths: list | N
     total = (box_sum + obj_sum + cls_sum + iou_sum) * (1.0 / batch)
     if not read:
         return total, None
-    # The one host read of the step: every term at once (a term with no positives is a device 0).
-    device = maps[0].device
-    values = read_together(
-        [p if isinstance(p, lucid.Tensor) else lucid.zeros((), device=device) for p in parts.values()]
-    )
-    for name, value in zip(parts, values, strict=True):
+    values = dict(zip(parts, read_together(list(parts.values())), strict=True))  # the step's one host read
+    for name, value in values.items():
         if not math.isfinite(value):
             raise FloatingPointError(
                 f"YOLOv4 loss: the {name} term is {value}; check the learning rate, the input scaling "
                 "(images in [0, 1]) and the labels"
             )
-    return total, LossTerms(*(v / batch for v in values), num_positives=positives)
+    return total, LossTerms(**{name: value / batch for name, value in values.items()}, num_positives=positives)
 
 
 def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, level: int, config: YOLO_V4Config):
-    """One stride's (box, obj, cls, iou_branch) terms, 0-d Tensors (or 0.0 where there are
-    no positives), and the number of positives.
+    """One stride's (box, obj, cls, iou_branch) terms, 0-d Tensors (a constant 0 for a term
+    that has no positives to measure, or that the config turns off), and the number of positives.
 
     ``count`` is the number of positive slots, counted on the host by ``pack_targets`` (None:
     counted here, a sync), so the positives are gathered on the device without one
@@ -201,7 +197,7 @@ def level_loss(raw: lucid.Tensor, target: Any, truths: Any, count: int | None, l
     ignored = ignore_mask(raw.data, config.anchors[level], stride, scale, truths, config.ignore_iou_thr)
     weight = xp.maximum(1 - ignored.astype(target.dtype), positive)
     obj_target = positive
-    box = cls = iou_branch = 0.0
+    box = cls = iou_branch = lucid.zeros((), dtype=raw.dtype, device=device)
     if count:
         index = first_true(positive > 0.5, count)  # (P,) flat slot indices of the positives, in order
         picked = values.reshape(-1, v)[index]  # (P, V) Tensor

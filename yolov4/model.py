@@ -14,12 +14,13 @@ import numpy as np
 import minilucid as lucid
 from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
+from yolov4.boxes import VIEWING, NMSSettings
 from yolov4.cfg import DarknetGraph
 from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
-from yolov4.loss import PackedTargets, pack_targets, padded_truths, yolo_loss
+from yolov4.loss import LossTerms, PackedTargets, pack_targets, padded_truths, yolo_loss
 from yolov4.neck import TinyNeck, YOLOv4Neck
 from yolov4.regularize import use_cross_minibatch_norm
 from yolov4.targets import encode_targets, truth_boxes
@@ -30,18 +31,7 @@ def is_encoded(targets: Any, levels: int) -> bool:
     return isinstance(targets, tuple) and len(targets) == levels and all(getattr(t, "ndim", None) == 4 for t in targets)
 
 
-DEFAULT_NMS_THRESHOLD = 0.45  # darknet's, for viewing
 DEFAULT_INPUT_SIZE = 416
-
-
-def check_thresholds(conf_thresh: float, iou_thresh: float, max_det: int) -> None:
-    """``predict``'s thresholds in range, or a one-line ValueError naming the one that is not."""
-    if not 0 <= conf_thresh < 1:
-        raise ValueError(f"predict: conf_thresh must be in [0, 1), got {conf_thresh}")
-    if not 0 <= iou_thresh <= 1:
-        raise ValueError(f"predict: iou_thresh must be in [0, 1], got {iou_thresh}")
-    if max_det < 1:
-        raise ValueError(f"predict: max_det must be at least 1, got {max_det}")
 
 
 def network_batch(x: Any, channels: int) -> Any:
@@ -68,7 +58,7 @@ def nms_threshold(iou_thresh: float | None, diou_thresh: float | None) -> float:
     for given in (iou_thresh, diou_thresh):
         if given is not None:
             return given
-    return DEFAULT_NMS_THRESHOLD
+    return VIEWING.iou_thresh  # darknet's 0.45
 
 
 class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
@@ -143,11 +133,19 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
 
     # ------------------------------------------------------------------ loss
     def get_loss(self, x: Any, targets: Any, read_terms: bool = True) -> lucid.Tensor:
-        """The YOLOv4 loss of a batch, a scalar Tensor; its parts are in ``last_loss_terms``.
+        """The YOLOv4 loss of a batch, a scalar Tensor (``get_loss_and_terms`` also gives its parts).
 
-        Reading the parts (and checking them for NaN) is the step's one host read; with
-        ``read_terms=False`` it is skipped and ``last_loss_terms`` is None, for callers that
-        only differentiate the loss (SAT's attack).
+        Reading the parts to check them for NaN is the step's one host read; with
+        ``read_terms=False`` it is skipped, for callers that only differentiate the loss
+        (SAT's attack). ``targets`` are ``get_loss_and_terms``'s.
+        """
+        if not read_terms:
+            return self._loss(x, targets, read=False)[0]
+        return self.get_loss_and_terms(x, targets)[0]
+
+    def get_loss_and_terms(self, x: Any, targets: Any) -> tuple[lucid.Tensor, LossTerms]:
+        """(the loss of a batch, a scalar Tensor; its parts as floats, ``LossTerms``), the parts
+        read from the device in one copy and checked for NaN.
 
         ``targets`` is either one (M, 5) array [class_id, cx, cy, w, h] (input pixels) per
         image, or the encoded tuple of one (N, Hs, Ws, A * (5 + C)) array per stride
@@ -156,13 +154,16 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
         anchors): the encoded grid no longer holds it, so the ignore mask, which then reads its
         truths from the grid, does not spare predictions that overlap only that box.
         """
+        return self._loss(x, targets, read=True)
+
+    def _loss(self, x: Any, targets: Any, read: bool) -> tuple[lucid.Tensor, LossTerms | None]:
+        """``yolo_loss`` of the maps of ``x``: (loss, terms), the terms None unless ``read``."""
         x = self.check_input(x)
         maps = self.forward(x)
         truths = None  # for encoded targets: read back from the encoded grid
         if not isinstance(targets, PackedTargets) and not is_encoded(targets, len(maps)):
             targets, truths = self.encode(targets, x.shape)
-        loss, self.last_loss_terms = yolo_loss(maps, targets, self.config, truths, read_terms)
-        return loss
+        return yolo_loss(maps, targets, self.config, truths, read)
 
     def encode(self, boxes: list, shape: tuple[int, ...]) -> tuple[tuple, list]:
         """Per-image (M, 5) boxes for images of ``shape`` (N, C, H, W) -> (encoded targets,
@@ -206,14 +207,14 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
 
         Score = objectness x class probability. NMS is the config's kind (DIoU-NMS by
         default) per class, suppressing above ``iou_thresh`` (0.45, darknet's;
-        ``diou_thresh`` is lucid's name for it), and ``max_det`` keeps the best. The model's
+        ``diou_thresh`` is lucid's name for it), and ``max_det`` keeps the best; together they
+        make the ``yolov4.boxes.NMSSettings`` passed down, which checks them. The model's
         train/eval mode is left as it was. On the GPU a batch is decoded and thresholded
         there, with two blocking syncs (``yolov4.detect``).
         """
-        iou_thresh = nms_threshold(iou_thresh, diou_thresh)
-        check_thresholds(conf_thresh, iou_thresh, max_det)
+        settings = NMSSettings(conf_thresh, nms_threshold(iou_thresh, diou_thresh), max_det, nms_kind)
         if input_size is None and getattr(x, "ndim", None) == 4:
-            return self._predict_batch(x, conf_thresh, iou_thresh, max_det, nms_kind)
+            return self._predict_batch(x, settings)
         from yolov4.data.images import as_image  # Pillow's module: the model itself does without it
         from yolov4.inference import detect_images  # it calls back here with a batch
 
@@ -222,12 +223,9 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
             sizes = {image.shape[1:] for image in images}
             own = sizes.pop() if len(sizes) == 1 else (0, 0)
             input_size = own if all(s > 0 and s % 32 == 0 for s in own) else self.default_input_size()
-        options = (conf_thresh, iou_thresh, max_det)
-        return detect_images(self, images, input_size, *options, letterbox=letterbox, nms_kind=nms_kind)
+        return detect_images(self, images, input_size, settings, letterbox=letterbox)
 
-    def _predict_batch(
-        self, x: Any, conf_thresh: float, iou_thresh: float, max_det: int, nms_kind: str | None
-    ) -> list[list[dict[str, Any]]]:
+    def _predict_batch(self, x: Any, settings: NMSSettings) -> list[list[dict[str, Any]]]:
         """``predict`` of a batch that is the network's input as it is (``network_batch``)."""
         x = self.check_input(network_batch(x, self.config.image_channels))
         was_training = self.training
@@ -237,7 +235,7 @@ class YOLO_V4(nn.Module):  # noqa: N801  (lucid's name)
                 maps = self.forward(x)
         finally:
             self.train(was_training)
-        return detect(self.config, maps, x.shape[2:], conf_thresh, iou_thresh, max_det, nms_kind)
+        return detect(self.config, maps, x.shape[2:], settings)
 
     def default_input_size(self) -> tuple[int, int]:
         """(height, width) that ``predict`` places an image in unless told: the darknet cfg's

@@ -23,9 +23,9 @@ scaled to the input (objects too large for a tile), each at ``input_size``. A ti
 detections move to the image's pixels; one that reaches within ``EDGE_MARGIN`` pixels of an
 edge of its tile that lies inside the image is dropped, since the object is cut there: the
 overlap shows it whole in a neighbouring tile (an object no larger than the overlap) or the
-whole image shows it (a larger one). The rest are merged by the model's own NMS
-(``config.nms_kind``, ``config.beta_nms``), so an object seen by two tiles and the whole
-image is reported once.
+whole image shows it (a larger one). The rest are merged by the same NMS that ran on each
+tile (``NMSSettings.keep``: its kind, else the model's ``config.nms_kind``), so an object
+seen by two tiles and the whole image is reported once.
 
 Boxes are label rows (M, 5) [class_id, cx, cy, w, h] in pixels; windows (x1, y1, x2, y2) in
 the image's pixels, x2 and y2 exclusive.
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from yolov4.boxes import MIN_SIZE, labels_to_xywh, labels_to_xyxy, nms
+from yolov4.boxes import MIN_SIZE, VIEWING, NMSSettings, labels_to_xywh, labels_to_xyxy
 from yolov4.data.formats import DetectionDataset, has_split, read_dataset, write_yolo
 from yolov4.data.images import as_image, read_image
 from yolov4.data.splits import read_splits
@@ -174,7 +174,7 @@ def write_tiles(
     train, held = read_splits(data, val, val_fraction)
     splits = {"train": train, "val": held}
     if val is None and has_split(data, "val") and has_split(data, "test"):  # else test is the val split
-        splits["test"] = read_dataset(data, "test", train.class_names)
+        splits["test"] = read_dataset(data, "test", class_names=train.class_names)
     counts = {}
     for name, dataset in splits.items():
         tally = [0, 0]  # tiles, boxes
@@ -199,9 +199,7 @@ def detect_tiled(
     input_size: int | tuple[int, int],
     tile: int,
     overlap: float = 0.2,
-    conf_thresh: float = 0.25,
-    iou_thresh: float = 0.45,
-    max_det: int = 300,
+    settings: NMSSettings = VIEWING,
     batch_size: int = 8,
     letterbox: bool = True,
     whole: bool = True,
@@ -209,11 +207,11 @@ def detect_tiled(
     """``yolov4.inference.detect_images``, sliced: per image, the detections of its ``tile``-pixel
     tiles (``overlap`` apart, as ``tile_windows`` places them) and, with ``whole``, of the whole
     image, each run at ``input_size``, in the image's pixels, cut ones dropped and the rest
-    merged by the model's NMS (the module's docstring); best first, at most ``max_det``."""
+    merged by the NMS of ``settings`` (the module's docstring); best first, at most
+    ``settings.max_det``."""
     check_tiling(tile, overlap, "detect_tiled")
     if not isinstance(images, (list, tuple)):
         raise ValueError(f"detect_tiled: expected a list of images, got {type(images).__name__} (pass [image])")
-    config = model.config
     found = []
     for index, image in enumerate(images):
         image = as_image(image, f"detect_tiled: image {index}")
@@ -222,7 +220,7 @@ def detect_tiled(
         if whole and windows != [(0, 0, width, height)]:
             windows.append(None)  # the whole image, after its tiles
         crops = [image if w is None else image[:, w[1] : w[3], w[0] : w[2]] for w in windows]
-        detected = detect_images(model, crops, input_size, conf_thresh, iou_thresh, max_det, batch_size, letterbox)
+        detected = detect_images(model, crops, input_size, settings, batch_size, letterbox)
         rows = [
             [d["class_id"], d["score"], *box]
             for window, detections in zip(windows, detected, strict=True)
@@ -230,7 +228,7 @@ def detect_tiled(
             if not _cut((box := _shifted(d["box"], window)), window, height, width)
         ]
         rows = np.array(rows, dtype=np.float64).reshape(-1, 6)
-        keep = nms(rows[:, 2:], rows[:, 1], iou_thresh, config.nms_kind, config.beta_nms, rows[:, 0], max_det)
+        keep = settings.keep(rows[:, 2:], rows[:, 1], rows[:, 0], model.config)
         found.append(
             [
                 {"box": [float(v) for v in rows[k, 2:]], "score": float(rows[k, 1]), "class_id": int(rows[k, 0])}

@@ -57,7 +57,7 @@ from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
 from yolov4.ema import EMA
-from yolov4.evaluate import evaluate_model
+from yolov4.evaluate import evaluate_model, map_settings
 from yolov4.files import check_not_inputs, check_writable
 from yolov4.model import YOLO_V4, build_model
 from yolov4.plots import plot_history
@@ -328,14 +328,13 @@ class Trainer:
             for module in self.frozen:  # in inference mode, as darknet runs the layers before stopbackward
                 module.eval()
             try:
-                loss = self.model.get_loss(part, part_targets)
+                loss, terms = self.model.get_loss_and_terms(part, part_targets)
             except FloatingPointError as error:
                 last = self.out / "last.npz"
                 where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {self.epoch}: {error}; {where}") from error
             weight = part.shape[0] / len(targets)  # this mini-batch's share of the update
             (loss * weight).backward()
-            terms = self.model.last_loss_terms
             parts = {
                 "loss": terms.total,
                 "box": terms.box,
@@ -357,7 +356,8 @@ class Trainer:
         """The model's COCO metrics on the validation set, which it never trains on (with the
         EMA weights when the run keeps them)."""
         with self.ema.applied(self.model) if self.ema else nullcontext():
-            return evaluate_model(self.model, self.val_set, self.config.img, conf_thresh=self.config.conf_thresh)
+            settings = map_settings(self.config.conf_thresh)
+            return evaluate_model(self.model, self.val_set, self.config.img, settings=settings)
 
     def fit(self, epochs: int | None = None) -> list[dict[str, Any]]:
         """Train until ``epochs`` (default: the config's) are done; returns the history."""

@@ -33,7 +33,7 @@ def test_round_trip_gives_the_same_boxes(fmt, tmp_path):
     elif fmt == "coco":
         dataset = read_coco(write_coco(written, tmp_path / "annotations.json", NAMES))
     else:
-        dataset = read_voc(write_voc(written, tmp_path, NAMES), NAMES)
+        dataset = read_voc(write_voc(written, tmp_path, NAMES), class_names=NAMES)
     assert dataset.class_names == NAMES and len(dataset) == len(written)
     by_name = {path.name: boxes for path, boxes in dataset.items}
     for name, _, boxes in written:
@@ -162,10 +162,10 @@ def test_malformed_coco_and_voc(tmp_path):
         .replace("<name>triangle</name>", "<name>hexagon</name>")
     )
     with pytest.raises(ValueError, match=r"img0.xml: <object> 0: unknown class 'hexagon'"):
-        read_voc(voc, NAMES)
+        read_voc(voc, class_names=NAMES)
     xml.write_text("<annotation><filename>img0.png</filename><object><name>circle</name></object></annotation>")
     with pytest.raises(ValueError, match=r"<object> 0: needs <name> and <bndbox>"):
-        read_voc(voc, NAMES)
+        read_voc(voc, class_names=NAMES)
 
 
 @pytest.mark.parametrize(
@@ -211,11 +211,11 @@ def test_voc_boxes_are_checked_like_yolo_boxes(corners, message, tmp_path):
         box.find(key).text = value
     tree.write(xml)
     with pytest.raises(ValueError, match=message):
-        read_voc(root, NAMES)
+        read_voc(root, class_names=NAMES)
     for key, value in zip(("xmin", "ymin", "xmax", "ymax"), ("0", "1", "97", "96"), strict=True):
         box.find(key).text = value  # 0-based corners and a one-pixel overhang are fine
     tree.write(xml)
-    assert len(read_voc(root, NAMES).items[0][1]) == len(list(tree.getroot().iter("object")))
+    assert len(read_voc(root, class_names=NAMES).items[0][1]) == len(list(tree.getroot().iter("object")))
 
 
 def test_voc_class_indices_do_not_depend_on_split_or_file_order_and_follow_a_names_file(tmp_path):
@@ -238,6 +238,23 @@ def test_voc_class_indices_do_not_depend_on_split_or_file_order_and_follow_a_nam
     (root / "voc.names").write_text("square\ncircle\n")
     with pytest.raises(ValueError, match=r"m.xml: <object> 0: unknown class 'triangle'"):
         read_voc(root, split="val")
+
+
+def test_coco_classes_follow_the_names_given_whatever_the_category_ids(tmp_path):
+    """A COCO JSON read with another split's class names counts each category by its name;
+    an annotation of a category not among them is a one-line error naming it."""
+    path = write_coco(samples(), tmp_path / "a.json", NAMES)
+    plain, reversed_names = read_coco(path), read_coco(path, class_names=NAMES[::-1])
+    assert plain.class_names == NAMES and reversed_names.class_names == NAMES[::-1]
+    for (_, ours), (_, theirs) in zip(plain.items, reversed_names.items, strict=True):
+        np.testing.assert_array_equal(theirs[:, 0], len(NAMES) - 1 - ours[:, 0])
+        np.testing.assert_array_equal(theirs[:, 1:], ours[:, 1:])
+    assert read_dataset(path, class_names=NAMES[::-1]).items[0][1].tolist() == reversed_names.items[0][1].tolist()
+    content = json.loads(path.read_text())
+    first = next(c["name"] for c in content["categories"] if c["id"] == content["annotations"][0]["category_id"])
+    others = [name for name in NAMES if name != first]
+    with pytest.raises(ValueError, match=rf"annotations\[0\]: unknown category '{first}'; known classes are \['"):
+        read_coco(path, class_names=others)
 
 
 def test_builtin_dataset_is_deterministic_and_has_what_training_needs(tmp_path):

@@ -8,7 +8,7 @@ import minilucid as lucid
 from tests.yolov4.conftest import calibrate, randomize
 from tests.yolov4.test_loss_and_predict import scenes, small
 from yolov4 import detect
-from yolov4.boxes import nms
+from yolov4.boxes import NMSSettings, nms
 from yolov4.decode import cell_offset, decode_level
 
 
@@ -49,7 +49,7 @@ def test_batch_detect_equals_the_per_image_oracle(conf_thresh, iou_branch, cap, 
     randomize(model, output_gain=2.0)
     calibrate(model, x)
     maps = [m.data for m in model.eval().forward(x)]
-    found = detect.detect(model.config, maps, (128, 128), conf_thresh)
+    found = detect.detect(model.config, maps, (128, 128), NMSSettings(conf_thresh))
     expected = [detect_one_image(model.config, [m[n : n + 1] for m in maps], (128, 128), conf_thresh) for n in range(2)]
     assert found == expected
     if conf_thresh == 0.9:
@@ -61,7 +61,40 @@ def test_batch_detect_equals_the_per_image_oracle(conf_thresh, iou_branch, cap, 
 def test_an_empty_batch_of_candidates_gives_empty_lists():
     model = small()
     maps = [m.data for m in model.eval().forward(scenes())]
-    assert detect.detect(model.config, maps, (128, 128), conf_thresh=1.0) == [[], []]
+    assert detect.detect(model.config, maps, (128, 128), NMSSettings(conf_thresh=0.999)) == [[], []]
+    with pytest.raises(TypeError, match="settings must be an NMSSettings, got float"):
+        detect.detect(model.config, maps, (128, 128), 0.3)  # the loose threshold of old
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"conf_thresh": 1.0}, r"conf_thresh must be a score in \[0, 1\), got 1.0"),
+        ({"conf_thresh": float("nan")}, r"conf_thresh must be a score in \[0, 1\), got nan"),
+        ({"iou_thresh": -0.1}, r"iou_thresh must be an overlap in \[0, 1\], got -0.1"),
+        ({"iou_thresh": "0.5"}, r"iou_thresh must be an overlap in \[0, 1\], got '0.5'"),
+        ({"max_det": 0}, r"max_det must be a whole number, at least 1, got 0"),
+        ({"max_det": 2.5}, r"max_det must be a whole number, at least 1, got 2.5"),
+        ({"nms_kind": "soft"}, r"nms_kind must be None or one of \('diou', 'greedy'\), got 'soft'"),
+    ],
+)
+def test_nms_settings_refuse_values_out_of_range_in_one_line(given, message):
+    with pytest.raises(ValueError, match=f"^NMS settings: {message}$"):
+        NMSSettings(**given)
+    with pytest.raises(ValueError, match=message):  # predict's keywords build the same object
+        small().predict(np.zeros((1, 3, 64, 64), np.float32), **given)
+
+
+def test_nms_settings_kind_overrides_the_models_and_none_keeps_it():
+    """Two boxes of one class, IoU 0.6 with their centres 3.35 px apart: plain IoU suppresses
+    the weaker at 0.5; DIoU-NMS (the model's kind) subtracts (rho^2 / c^2)^0.6 = 0.12 and keeps
+    both."""
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 16.7]])
+    scores, classes = np.array([0.9, 0.8]), np.array([0, 0])
+    config = small().config
+    assert config.nms_kind == "diou"
+    assert NMSSettings(iou_thresh=0.5).keep(boxes, scores, classes, config).tolist() == [0, 1]
+    assert NMSSettings(iou_thresh=0.5, nms_kind="greedy").keep(boxes, scores, classes, config).tolist() == [0]
 
 
 def test_grid_sensitivity_lets_the_centre_reach_the_cell_borders():

@@ -5,6 +5,7 @@ import pytest
 
 from tests.yolov4.conftest import calibrate, randomize
 from tests.yolov4.test_loss_and_predict import scenes, small
+from yolov4.boxes import NMSSettings
 from yolov4.inference import detect_images
 from yolov4.letterbox import letterbox_image, to_original
 
@@ -57,8 +58,8 @@ def test_batched_and_one_by_one_give_the_same_detections():
     model.eval()
     full = scenes().numpy()  # two 128x128 scenes, cut into images of other shapes
     images = [full[0], full[1, :, :80, :], full[0, :, 20:, 30:110], full[1, :, :, :64]]
-    batched = detect_images(model, images, 96, conf_thresh=0.3, batch_size=3)
-    alone = detect_images(model, images, 96, conf_thresh=0.3, batch_size=1)
+    batched = detect_images(model, images, 96, NMSSettings(conf_thresh=0.3), batch_size=3)
+    alone = detect_images(model, images, 96, NMSSettings(conf_thresh=0.3), batch_size=1)
     assert sum(len(d) for d in batched) > 4  # enough detections to compare
     for one, other in zip(batched, alone, strict=True):
         assert [d["class_id"] for d in one] == [d["class_id"] for d in other]
@@ -80,4 +81,6 @@ def test_bad_input_is_a_clear_error():
         detect_images(finder, [picture(100, 250, (0, 0, 5, 5))], 0)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
         detect_images(finder, [picture(100, 250, (0, 0, 5, 5))], 128, batch_size=0)
+    with pytest.raises(TypeError, match="settings must be an NMSSettings, got float"):
+        detect_images(finder, [picture(100, 250, (0, 0, 5, 5))], 128, 0.3)  # the loose threshold of old
     assert detect_images(finder, [], 128) == [] and finder.batches == []

@@ -39,10 +39,10 @@ def small(**overrides):
 
 def test_both_target_forms_give_the_same_loss():
     model, x = small(), scenes()
-    from_boxes = model.get_loss(x, GROUND_TRUTH).item()
-    terms = model.last_loss_terms
+    loss, terms = model.get_loss_and_terms(x, GROUND_TRUTH)
+    from_boxes = loss.item()
     from_encoded = model.get_loss(x, encode_targets(GROUND_TRUTH, model.config, (128, 128))).item()
-    assert from_boxes == from_encoded
+    assert from_boxes == from_encoded == model.get_loss(x, GROUND_TRUTH).item()
     assert terms.num_positives > 6 and terms.box > 0 and terms.obj > 0 and terms.cls > 0
     assert terms.total == pytest.approx(from_boxes, rel=1e-5)
 
@@ -71,9 +71,10 @@ def test_the_forms_differ_only_when_a_box_lost_all_its_slots():
         boxes = [np.array([[0, 25, 28, 19, 36], [0, second_x, 28, 19, 36]])]
         encoded = encode_targets(boxes, model.config, (64, 64))
         kept = {tuple(box) for box in np.round(decode_targets(encoded, model.config)[0], 3)}
-        from_boxes, boxes_terms = model.get_loss(x, boxes).item(), model.last_loss_terms
-        from_encoded, encoded_terms = model.get_loss(x, encoded).item(), model.last_loss_terms
-        losses[case] = from_boxes, from_encoded
+        (from_boxes, boxes_terms), (from_encoded, encoded_terms) = (
+            model.get_loss_and_terms(x, targets) for targets in (boxes, encoded)
+        )
+        losses[case] = from_boxes.item(), from_encoded.item()
         assert (boxes_terms.box, boxes_terms.cls) == (encoded_terms.box, encoded_terms.cls)
         assert len(kept) == (2 if case == "apart" else 1), kept
     assert losses["apart"][0] == losses["apart"][1]
@@ -92,26 +93,24 @@ def test_gradients_are_finite_and_reach_every_parameter():
 @pytest.mark.parametrize("box_loss", ["giou", "diou", "mse"])
 def test_other_box_losses(box_loss):
     model, x = small(box_loss=box_loss), scenes()
-    loss = model.get_loss(x, GROUND_TRUTH)
+    loss, terms = model.get_loss_and_terms(x, GROUND_TRUTH)
     loss.backward()
-    assert np.isfinite(loss.item()) and model.last_loss_terms.box > 0
+    assert np.isfinite(loss.item()) and terms.box > 0
     assert np.all(np.isfinite(model.head[0].output.conv.weight.grad))
 
 
 def test_options_change_the_terms_they_should():
     x = scenes()
-    base = small()
-    base.get_loss(x, GROUND_TRUTH)
-    smooth = small(cls_label_smoothing=0.2)
-    smooth.get_loss(x, GROUND_TRUTH)
-    assert smooth.last_loss_terms.cls != base.last_loss_terms.cls
-    assert smooth.last_loss_terms.obj == pytest.approx(base.last_loss_terms.obj)
-    balanced = small(obj_balance=(4.0, 1.0, 0.4))
-    balanced.get_loss(x, GROUND_TRUTH)
-    assert balanced.last_loss_terms.obj != pytest.approx(base.last_loss_terms.obj)
-    aware = small(iou_branch_weight=1.0, iou_aware_alpha=0.5)
-    aware.get_loss(x, GROUND_TRUTH).backward()
-    assert aware.last_loss_terms.iou_branch > 0
+    _, base = small().get_loss_and_terms(x, GROUND_TRUTH)
+    _, smooth = small(cls_label_smoothing=0.2).get_loss_and_terms(x, GROUND_TRUTH)
+    assert smooth.cls != base.cls
+    assert smooth.obj == pytest.approx(base.obj)
+    _, balanced = small(obj_balance=(4.0, 1.0, 0.4)).get_loss_and_terms(x, GROUND_TRUTH)
+    assert balanced.obj != pytest.approx(base.obj)
+    assert base.iou_branch == 0  # no IoU branch: a constant zero term
+    aware_loss, aware = small(iou_branch_weight=1.0, iou_aware_alpha=0.5).get_loss_and_terms(x, GROUND_TRUTH)
+    aware_loss.backward()
+    assert aware.iou_branch > 0
 
 
 def test_label_smoothing_targets_are_darknets():
@@ -145,9 +144,9 @@ def test_images_without_boxes_are_valid():
     loss = model.get_loss(x, [np.zeros((0, 5)), GROUND_TRUTH[1]])
     loss.backward()
     assert np.isfinite(loss.item())
-    empty = model.get_loss(x, [np.zeros((0, 5)), np.zeros((0, 5))])
-    assert model.last_loss_terms.num_positives == 0 and model.last_loss_terms.box == 0
-    assert empty.item() > 0
+    empty, terms = model.get_loss_and_terms(x, [np.zeros((0, 5)), np.zeros((0, 5))])
+    assert terms.num_positives == 0 and terms.box == terms.cls == 0 and terms.obj > 0
+    assert empty.item() == pytest.approx(terms.total, rel=1e-6)
 
 
 def test_nan_names_the_term_and_bad_targets_are_refused():

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import minilucid as lucid
+from yolov4.boxes import NMSSettings
 from yolov4.darknet import darknet_file, load_darknet, read_darknet_arrays, save_darknet
 from yolov4.decode import decode_level
 from yolov4.inference import detect_images
@@ -89,7 +90,7 @@ def test_stretched_like_darknet_it_equals_opencvs_detection_model(released, rele
     model.setInputParams(size=(416, 416), scale=1 / 255)
     model.setNmsAcrossClasses(False)
     classes, scores, boxes = model.detect(image, confThreshold=0.25, nmsThreshold=0.45)
-    ours = detect_images(released, [image], 416, conf_thresh=0.25, iou_thresh=0.45, letterbox=False)[0]
+    ours = detect_images(released, [image], 416, NMSSettings(conf_thresh=0.25, iou_thresh=0.45), letterbox=False)[0]
     assert len(classes) >= 1
     matched = []
     for cls, score, (x, y, w, h) in zip(np.ravel(classes), np.ravel(scores), boxes, strict=True):

@@ -152,6 +152,20 @@ def test_a_named_split_is_read_or_is_an_error(tmp_path):
         read_dataset(coco, "val")
 
 
+def test_a_coco_validation_json_with_other_category_ids_keeps_the_training_classes(tmp_path):
+    """Exporters number categories as they like; the validation JSON is read with the training
+    set's names, so its classes match by name (it was refused as having other classes)."""
+    written = samples(7, 3)
+    flipped = [(name, image, np.column_stack([2 - boxes[:, 0], boxes[:, 1:]])) for name, image, boxes in written]
+    write_coco(samples(0, 7), tmp_path / "train.json", NAMES)
+    write_coco(flipped, tmp_path / "val.json", NAMES[::-1])  # category 1 is triangle there
+    train_set, val_set = read_splits(tmp_path / "train.json", tmp_path / "val.json")
+    assert train_set.class_names == val_set.class_names == NAMES
+    by_name = {path.name: boxes for path, boxes in val_set.items}
+    for name, _, boxes in written:
+        np.testing.assert_allclose(by_name[name], boxes, atol=1e-6)
+
+
 def broken_yaml_entry(tmp):
     root = write_yolo(samples(0, 4), tmp / "ds", NAMES, "train")
     (root / "data.yaml").write_text(f"train: images/train\nval: valid/images\nnames: {NAMES}\n")
@@ -185,7 +199,11 @@ def missing_coco_val(tmp):
 
 def other_classes(tmp):
     data = write_coco(samples(0, 4), tmp / "train.json", NAMES)
-    return data, write_coco(samples(4, 2), tmp / "val.json", ["a", "b", "c"]), r"has classes \['a', 'b', 'c'\]"
+    return (
+        data,
+        write_coco(samples(4, 2), tmp / "val.json", ["a", "b", "c"]),
+        r"val.json: annotations\[0\]: unknown category 'a'; known classes are \['circle', 'square', 'triangle'\]$",
+    )
 
 
 @pytest.mark.parametrize(

@@ -333,11 +333,12 @@ def parse_yolo_label(path: Path, num_classes: int, width: int, height: int) -> n
     return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 
-def read_yolo(path: str | Path, split: str | None = None, class_names: list[str] | None = None) -> DetectionDataset:
+def read_yolo(path: str | Path, split: str | None = None, *, class_names: list[str] | None = None) -> DetectionDataset:
     """A YOLO/darknet txt dataset: ``path`` is its root (or a data.yaml/.data file beside it).
 
     ``split`` (train, val, test) is read from where the dataset keeps it (see ``_yolo_split``);
     a dataset without that split is an error. ``split=None`` reads every image in images/.
+    ``class_names`` name the label files' class indices in place of the dataset's names file.
     """
     path = Path(path)
     root = path.parent if path.is_file() else path
@@ -455,8 +456,15 @@ def coco_bbox(where: str, annotation: Any, image_ids: Iterable, category_ids: It
     return tuple(float(v) for v in bbox)
 
 
-def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> DetectionDataset:
-    """A COCO-format dataset; images are looked up in ``image_dir`` (default: beside the JSON)."""
+def read_coco(
+    json_path: str | Path, *, image_dir: str | Path | None = None, class_names: list[str] | None = None
+) -> DetectionDataset:
+    """A COCO-format dataset (one split per JSON); images are looked up in ``image_dir``
+    (default: beside the JSON).
+
+    Class indices follow the categories in id order, or, given ``class_names`` (another
+    split's), those names: a category by name, wherever its id puts it; an annotation of a
+    category not among them is an error."""
     json_path = Path(json_path)
     if not json_path.is_file():
         raise ValueError(f"{json_path}: COCO annotation file not found")
@@ -466,7 +474,9 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> Det
             raise ValueError(f"{json_path}: no {key} (its {key!r} list is empty)")
     image_dir = Path(image_dir) if image_dir is not None else json_path.parent
     categories = sorted(content["categories"], key=lambda c: c["id"])
-    class_of = {c["id"]: index for index, c in enumerate(categories)}
+    names = [str(c["name"]) for c in categories] if class_names is None else list(class_names)
+    index_of = {name: index for index, name in enumerate(names)}
+    class_of = {c["id"]: index_of.get(str(c["name"])) for c in categories}  # None: not among class_names
     images = {}
     for index, image in enumerate(content["images"]):
         try:
@@ -483,6 +493,9 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> Det
         if isinstance(annotation, dict) and annotation.get("iscrowd", 0):
             continue
         x, y, w, h = coco_bbox(where, annotation, images, class_of)
+        if class_of[annotation["category_id"]] is None:
+            category = next(str(c["name"]) for c in categories if c["id"] == annotation["category_id"])
+            raise ValueError(f"{where}: unknown category {category!r}; known classes are {names}")
         path, width, height, boxes = images[annotation["image_id"]]
         check_pixel_box(where, f"bbox {annotation['bbox']}", (x, y, x + w, y + h), (width, height), path.name)
         boxes.append([class_of[annotation["category_id"]], x + w / 2, y + h / 2, w, h])
@@ -490,7 +503,7 @@ def read_coco(json_path: str | Path, image_dir: str | Path | None = None) -> Det
     for path, _ in items:
         if not path.is_file():
             raise ValueError(f"{json_path}: image {path} listed in 'images' is missing")
-    return DetectionDataset(items, [str(c["name"]) for c in categories], str(json_path))
+    return DetectionDataset(items, names, str(json_path))
 
 
 def coco_dict(samples: Iterable[tuple[str, tuple[int, int], np.ndarray]], class_names: list[str]) -> dict[str, Any]:
@@ -581,7 +594,7 @@ def _voc_split(root: Path, split: str) -> list[Path]:
     return annotations
 
 
-def read_voc(root: str | Path, class_names: list[str] | None = None, split: str | None = None) -> DetectionDataset:
+def read_voc(root: str | Path, split: str | None = None, *, class_names: list[str] | None = None) -> DetectionDataset:
     """A Pascal VOC dataset: ``root/Annotations/*.xml`` and ``root/JPEGImages/``; ``split``
     reads only the image ids in ``ImageSets/Main/<split>.txt`` (train, val, trainval, test).
 
@@ -653,19 +666,22 @@ def write_voc(
     return root
 
 
-def read_dataset(path: str | Path, split: str | None = None, class_names: list[str] | None = None) -> DetectionDataset:
+def read_dataset(
+    path: str | Path, split: str | None = None, *, class_names: list[str] | None = None
+) -> DetectionDataset:
     """Any of the three formats, recognized by its layout: a COCO .json, a VOC folder with
     Annotations/, or a YOLO folder (or its data.yaml or .data file). ``split`` is read from
     where the format keeps it, and a dataset without it is an error; None reads every image.
-    A COCO JSON is one split: give the split's own JSON."""
+    A COCO JSON is one split: give the split's own JSON. ``class_names`` (another split's)
+    fix the class indices, as each reader says."""
     path = Path(path)
     if path.suffix == ".json":
         if split is not None:
             raise ValueError(f"{path}: a COCO JSON holds one split; give the {split!r} split's own JSON")
-        return read_coco(path)
+        return read_coco(path, class_names=class_names)
     if (path / "Annotations").is_dir():
-        return read_voc(path, class_names, split)
-    return read_yolo(path, split, class_names)
+        return read_voc(path, split, class_names=class_names)
+    return read_yolo(path, split, class_names=class_names)
 
 
 def has_split(path: str | Path, split: str) -> bool:
