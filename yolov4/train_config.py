@@ -6,49 +6,71 @@ and which settings a resumed run may change (``changes_on_resume``).
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from yolov4.anchors import AUTOANCHOR_MODES
 from yolov4.config import MODELS, YOLO_V4Config
 from yolov4.data.augment import AugmentConfig
 from yolov4.files import read_json, read_yaml
 
-EXPECTED = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+# What a value of each kind of field must be, as the one-line error says it.
+EXPECTED = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    tuple: "a list of numbers",
+    dict: "a mapping of settings",
+}
 
 
-def coerce(where: str, kind: str, value: Any) -> Any:
-    """``value`` as a field of type ``kind`` (its annotation, e.g. ``"float"``), or a one-line
-    ValueError naming ``where``. YAML reads ``1e-3`` as a string, JSON ``2.0`` as a float."""
-    if kind.endswith(" | None"):
-        if value is None:
+@functools.cache
+def field_types(owner: type) -> dict[str, Any]:
+    """The type of each field of the dataclass ``owner``, as objects (``float``, ``int | None``,
+    ``tuple[float, ...]``), not the strings ``from __future__ import annotations`` leaves."""
+    return get_type_hints(owner)
+
+
+def coerce(where: str, kind: Any, value: Any) -> Any:
+    """``value`` as a value of the type ``kind`` (a field's type: bool, int, float, str, X | None,
+    a tuple of floats, dict), or a one-line ValueError naming ``where``; any other type (Any, a
+    union of two kinds) is left to the field's owner to check. YAML reads ``1e-3`` as a string,
+    JSON ``2.0`` as a float."""
+    if get_origin(kind) in (Union, UnionType):
+        kinds = [k for k in get_args(kind) if k is not type(None)]
+        if value is None and len(kinds) < len(get_args(kind)):
             return None
-        kind = kind.removesuffix(" | None")
+        if len(kinds) != 1:
+            return value  # str | int: left to the owner to check
+        kind = kinds[0]
+    base = get_origin(kind) or kind
     try:
-        if kind == "bool" and isinstance(value, bool):
+        if base is bool and isinstance(value, bool):
             return value
-        if kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
+        if base is bool and isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        if kind in ("int", "float") and not isinstance(value, (bool, list, tuple, dict)):
+        if base in (int, float) and not isinstance(value, (bool, list, tuple, dict)):
             number = float(value)
-            if kind == "float":
+            if base is float:
                 return number
             if number.is_integer():
                 return int(number)
-        if kind == "str" and isinstance(value, str):
+        if base is str and isinstance(value, str):
             return value
-        if kind.startswith("tuple[float") and isinstance(value, (list, tuple)):
-            return tuple(float(v) for v in value)
-        if kind == "dict" and (value is None or isinstance(value, dict)):
+        if base is tuple and isinstance(value, (list, tuple)):
+            return tuple(float(v) for v in value)  # every tuple setting here is of floats
+        if base is dict and (value is None or isinstance(value, dict)):
             return dict(value or {})
     except (TypeError, ValueError):
         pass
-    if kind not in EXPECTED and not kind.startswith("tuple") and kind != "dict":
+    if base not in EXPECTED:
         return value  # Any: left to the owner to check
-    expected = EXPECTED.get(kind) or ("a list of numbers" if kind.startswith("tuple") else "a mapping of settings")
-    raise ValueError(f"{where} = {value!r} is invalid: expected {expected}")
+    raise ValueError(f"{where} = {value!r} is invalid: expected {EXPECTED[base]}")
 
 
 def unknown_keys(where: str, given: Any, allowed: list[str]) -> None:
@@ -137,7 +159,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):  # every value as its field's type, or a one-line error
-            setattr(self, f.name, coerce(f"TrainConfig.{f.name}", f.type, getattr(self, f.name)))
+            setattr(
+                self, f.name, coerce(f"TrainConfig.{f.name}", field_types(TrainConfig)[f.name], getattr(self, f.name))
+            )
         if isinstance(self.freeze, str) and self.freeze.isdigit():  # "137" from the command line
             self.freeze = int(self.freeze)
         for name, value in NOT_FINETUNING.items():  # fine-tuning's settings, where not given
@@ -192,7 +216,7 @@ class TrainConfig:
 
     def _typed(self, name: str, owner: type, exclude: dict | tuple = ()) -> dict[str, Any]:
         """The settings dict ``name`` checked against the fields of ``owner`` and coerced to them."""
-        kinds = {f.name: f.type for f in fields(owner) if f.name not in exclude}
+        kinds = {name: kind for name, kind in field_types(owner).items() if name not in exclude}
         settings = getattr(self, name)
         unknown_keys(f"TrainConfig.{name}", settings, list(kinds))
         return {k: coerce(f"TrainConfig.{name}.{k}", kinds[k], v) for k, v in settings.items()}
