@@ -36,18 +36,25 @@ def field_types(owner: type) -> dict[str, Any]:
     return get_type_hints(owner)
 
 
+def value_kinds(kind: Any) -> list[Any]:
+    """The kinds a value of the type ``kind`` may take, None left out: ``[int]`` for
+    ``int | None``, ``[str, int]`` for ``str | int | None``, ``[kind]`` for any other type."""
+    if get_origin(kind) in (Union, UnionType):
+        return [k for k in get_args(kind) if k is not type(None)]
+    return [kind]
+
+
 def coerce(where: str, kind: Any, value: Any) -> Any:
     """``value`` as a value of the type ``kind`` (a field's type: bool, int, float, str, X | None,
     a tuple of floats, dict), or a one-line ValueError naming ``where``; any other type (Any, a
     union of two kinds) is left to the field's owner to check. YAML reads ``1e-3`` as a string,
     JSON ``2.0`` as a float."""
-    if get_origin(kind) in (Union, UnionType):
-        kinds = [k for k in get_args(kind) if k is not type(None)]
-        if value is None and len(kinds) < len(get_args(kind)):
-            return None
-        if len(kinds) != 1:
-            return value  # str | int: left to the owner to check
-        kind = kinds[0]
+    kinds = value_kinds(kind)
+    if value is None and type(None) in get_args(kind):
+        return None
+    if len(kinds) != 1:
+        return value  # str | int: left to the owner to check
+    kind = kinds[0]
     base = get_origin(kind) or kind
     try:
         if base is bool and isinstance(value, bool):
@@ -111,7 +118,9 @@ def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, mod
 def model_setting(name: str, help: str) -> Any:
     """A TrainConfig field that is the YOLO_V4Config field ``name`` set for the run, with that
     field's default (one source for it); ``model_options`` cannot set it as well."""
-    return setting(YOLO_V4Config.__dataclass_fields__[name].default, f"{help} (YOLO_V4Config.{name})", model=True)
+    return setting(
+        YOLO_V4Config.__dataclass_fields__[name].default, f"YOLO_V4Config.{name} for the run: {help}", model=True
+    )
 
 
 def one_of(choices: tuple[str, ...]) -> Check:
@@ -142,12 +151,14 @@ class TrainConfig:
         "a separate validation set, e.g. a COCO split's own .json; not given: the dataset's val or test split, "
         "else val_fraction of its images held out",
     )
-    val_fraction: float = setting(0.1, "held out (seeded, never trained on) where data has no validation split")
+    val_fraction: float = setting(
+        0.1, "the share of images held out (seeded, never trained on) where data has no validation split"
+    )
     model: str = setting("small", f"the model: {', '.join(MODELS)}")
     img: int = setting(416, "input size, a multiple of 32")
     epochs: int = setting(30, "passes over the training set")
     batch: int = setting(8, "images per update")
-    subdivisions: int = setting(1, "gradient accumulation: mini-batches per update (a divisor of batch)")
+    subdivisions: int = setting(1, "gradient accumulation: mini-batches per update, a divisor of batch")
     optimizer: str = setting("sgd", "the optimizer", OPTIMIZERS)
     lr: float = setting(0.0013, "learning rate")
     momentum: float = setting(0.949, "SGD's momentum")
@@ -171,14 +182,17 @@ class TrainConfig:
         "DM, dynamic mini-batch (darknet's dynamic_minibatch), with multiscale: images per batch scale as "
         "(img / size)^2 so pixels per update stay batch x img x img; the schedule then counts images",
     )
-    augment: dict = setting({}, "AugmentConfig settings, e.g. mosaic: 0.5; not given: AugmentConfig's defaults")
+    augment: dict = setting(
+        {}, "AugmentConfig settings (mosaic, mixup, hue, flip, jitter, ...); one not given: AugmentConfig's default"
+    )
     sat: float = setting(0.0, "Self-Adversarial Training's epsilon (0: off)")
     cls_label_smoothing: float = model_setting(
-        "cls_label_smoothing", "class targets 1 - eps / 2 and eps / 2 (darknet's label_smooth_eps; 0: off)"
+        "cls_label_smoothing",
+        "class label smoothing eps: class targets 1 - eps / 2 and eps / 2, as darknet's label_smooth_eps; 0: off",
     )
-    drop_block: float = model_setting("drop_block", "DropBlock's drop probability after backbone stages 3-5 (0: off)")
+    drop_block: float = model_setting("drop_block", "DropBlock's drop probability after backbone stages 3-5; 0: off")
     cmbn: bool = model_setting("cmbn", "Cross mini-Batch Normalization over an update's subdivisions")
-    model_options: dict = setting({}, "any other YOLO_V4Config field, e.g. iou_normalizer: 0.5")
+    model_options: dict = setting({}, "any other YOLO_V4Config field, e.g. iou_normalizer")
     autoanchor: str = setting(
         "auto",
         "anchors fitted to the training boxes: auto (where the defaults' best possible recall is below 0.98), "
