@@ -159,3 +159,17 @@ def test_ablate_and_evolve_put_the_settings_given_on_the_demos(command):
 def test_evolves_epochs_are_each_trials_and_the_bases_stay():
     args = build_parser().parse_args(["evolve", "--epochs", "2"])
     assert args.epochs == 2 and cli.base_settings(args)[0]["epochs"] == DEMO["epochs"]
+
+
+def test_the_model_fields_a_run_sets_are_the_models_own():
+    """cls_label_smoothing, drop_block and cmbn are YOLO_V4Config fields that TrainConfig sets for
+    the run: their default and type are the model's, and model_options cannot set them too."""
+    from yolov4.config import YOLO_V4Config
+    from yolov4.train_config import MODEL_SETTINGS, SET_BY_TRAIN_CONFIG
+
+    assert set(MODEL_SETTINGS) == {"cls_label_smoothing", "drop_block", "cmbn"}
+    model = {f.name: f for f in dataclasses.fields(YOLO_V4Config)}
+    for name in MODEL_SETTINGS:
+        ours = TrainConfig.__dataclass_fields__[name]
+        assert ours.default == model[name].default and name in SET_BY_TRAIN_CONFIG
+        assert field_types(TrainConfig)[name] == field_types(YOLO_V4Config)[name]
