@@ -508,10 +508,8 @@ def add_config_arguments(
     from yolov4.train_config import TrainConfig, field_types, value_kinds
 
     group = parser.add_argument_group("training settings", description)
-    names = [f.name for f in fields(TrainConfig) if f.name not in exclude and (only is None or f.name in only)]
-    for f in fields(TrainConfig):
-        if f.name not in names:
-            continue
+    chosen = [f for f in fields(TrainConfig) if f.name not in exclude and (only is None or f.name in only)]
+    for f in chosen:
         kind = value_kinds(field_types(TrainConfig)[f.name])[0]  # str for freeze's str | int
         kind = get_origin(kind) or kind
         if kind is bool:
@@ -531,14 +529,16 @@ def add_config_arguments(
         group.add_argument(
             "--" + f.name.replace("_", "-"), dest=f.name, default=None, help=text.replace("%", "%%"), **how
         )
-    parser.set_defaults(config_fields=tuple(names))
+    parser.set_defaults(config_fields=tuple(f.name for f in chosen))
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line (``add_config_arguments``' options), as
     TrainConfig takes them: --augment's and --model-options' KEY=VALUE pairs as mappings."""
+    from yolov4.train_config import TrainConfig, field_types
+
     given = {name: getattr(args, name) for name in args.config_fields if getattr(args, name) is not None}
-    return {k: dict(v) if k in ("augment", "model_options") else v for k, v in given.items()}
+    return {k: dict(v) if field_types(TrainConfig)[k] is dict else v for k, v in given.items()}
 
 
 class Parser(argparse.ArgumentParser):
