@@ -14,7 +14,9 @@ import glob
 import json
 import sys
 import traceback
+from dataclasses import MISSING
 from pathlib import Path
+from typing import Any, get_origin
 
 from minilucid.serialization import write_text_atomically
 from yolov4.files import check_not_inputs, check_writable
@@ -78,30 +80,9 @@ def resumed_config(checkpoint: str, given: dict):
 
 def train_command(args: argparse.Namespace) -> None:
     from yolov4.train import Trainer
-    from yolov4.train_config import TrainConfig, read_settings
+    from yolov4.train_config import TrainConfig, merge_settings, read_settings
 
-    overrides = {
-        k: v
-        for k, v in {
-            "data": args.data,
-            "val": args.val,
-            "model": args.model,
-            "img": args.img,
-            "epochs": args.epochs,
-            "batch": args.batch,
-            "device": args.device,
-            "optimizer": args.optimizer,
-            "lr": args.lr,
-            "out": args.out,
-            "seed": args.seed,
-            "exist_ok": args.exist_ok or None,
-            "weights": args.weights,
-            "freeze": args.freeze,
-            "autoanchor": args.autoanchor,
-        }.items()
-        if v is not None
-    }
-    given = {**(read_settings(args.config) if args.config else {}), **overrides}
+    given = merge_settings(read_settings(args.config) if args.config else {}, given_settings(args))
     config = resumed_config(args.resume, given) if args.resume else TrainConfig(**given)
     if config.data is not None and not Path(config.data).exists():
         raise FileNotFoundError(f"no dataset at {config.data}")
@@ -353,24 +334,25 @@ def summary_command(args: argparse.Namespace) -> None:
 def demo_command(args: argparse.Namespace) -> None:
     from yolov4.demo import run_demo
 
-    run_demo(args.out, args.device, epochs=args.epochs)
+    run_demo(args.out, **given_settings(args))
 
 
-def base_settings(args: argparse.Namespace, passed: tuple[str, ...]) -> tuple[dict, str]:
+def base_settings(args: argparse.Namespace) -> tuple[dict, str]:
     """(the settings ablate and evolve start from, a line saying what they are): the demo's
-    (yolov4/configs/demo.yaml, read now) or --config's, with the ``passed`` options given on top."""
+    (yolov4/configs/demo.yaml, read now) or --config's, with the training settings given on top."""
     from yolov4.demo import DEMO, DEMO_CONFIG
-    from yolov4.train_config import read_settings
+    from yolov4.train_config import merge_settings, read_settings
 
     settings = read_settings(args.config) if args.config else dict(DEMO)
-    given = {k: getattr(args, k) for k in passed if getattr(args, k, None) is not None}
+    given = given_settings(args)
     for key in ("data", "val"):
         if given.get(key) is not None and not Path(given[key]).exists():
             raise FileNotFoundError(f"no {'dataset' if key == 'data' else 'validation set'} at {given[key]}")
     source = args.config or f"the demo's, {DEMO_CONFIG.relative_to(DEMO_CONFIG.parents[2])}"
     said = ", ".join(f"{k} {v}" for k, v in given.items())
-    data = given.get("data") or settings.get("data") or "the built-in shapes dataset"
-    return {**settings, **given}, f"settings: {source}" + (f", with {said}" if said else "") + f"; data: {data}"
+    merged = merge_settings(settings, given)
+    data = merged.get("data") or "the built-in shapes dataset"
+    return merged, f"settings: {source}" + (f", with {said}" if said else "") + f"; data: {data}"
 
 
 def search_folder(args: argparse.Namespace, marker: str) -> Path:
@@ -391,7 +373,7 @@ def search_folder(args: argparse.Namespace, marker: str) -> Path:
 def ablate_command(args: argparse.Namespace) -> None:
     from yolov4.ablation import ablate, file_rows, ga_settings, named_rows
 
-    base, said = base_settings(args, ("data", "val", "model", "img", "epochs", "batch", "device"))
+    base, said = base_settings(args)
     ga = ga_settings(args.ga) if args.ga else None
     rows_file = args.rows is not None and (args.rows.endswith((".yaml", ".yml")) or Path(args.rows).is_file())
     if rows_file:
@@ -403,7 +385,7 @@ def ablate_command(args: argparse.Namespace) -> None:
     folder = search_folder(args, "ablation.json")
     outputs = [folder / name for name in ("ablation.md", "ablation.json", "ablation.png")]
     check_not_inputs(outputs, [args.config, args.ga, args.rows if rows_file else None, base.get("data")])
-    seed = args.seed if args.seed is not None else int(base.get("seed", 0))
+    seed = int(base.get("seed", 0))
     note = f"python -m yolov4 ablate: {said}; the baseline is them with every switch of the table off."
     ablate(rows, folder, args.seeds, seed, run=None, note=note)
 
@@ -411,9 +393,7 @@ def ablate_command(args: argparse.Namespace) -> None:
 def evolve_command(args: argparse.Namespace) -> None:
     from yolov4.evolve import evolve, parse_keys
 
-    base, said = base_settings(args, ("data", "val", "model", "img", "batch", "device"))
-    if args.seed is not None:
-        base["seed"] = args.seed
+    base, said = base_settings(args)
     keys = parse_keys(args.keys, base)
     folder = search_folder(args, "evolve.json")
     outputs = [folder / name for name in ("best.yaml", "trials.jsonl", "trials.csv", "evolve.json")]
@@ -479,6 +459,90 @@ def tile_size(text: str) -> int:
     return size
 
 
+# Training settings whose option checks more than its field's type, as a usage error.
+OPTION_TYPES = {"img": input_size, "seed": seed}
+ON_THE_DEMO = (
+    "the base settings: the demo's (yolov4/configs/demo.yaml, whose values are the defaults shown) or --config's, "
+    "with a flag given on top"
+)
+
+
+def shown_default(value: Any) -> str | None:
+    """A setting's value as its option is typed (``0.8 0.9``, ``true``, ``jitter=0.0 flip=0.5``);
+    None for no value (None, or no settings), which the option's help describes itself."""
+    if value is None or value == {}:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """A KEY=VALUE of --augment or --model-options, the VALUE read as YAML (0.5, true, [1, 2])."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text}")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a YAML value") from None
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    description: str,
+    exclude: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
+    shown: dict[str, Any] | None = None,
+) -> None:
+    """An option for each TrainConfig field (``--weight-decay`` for ``weight_decay``) but those
+    ``exclude``d (or only those in ``only``), with the field's type, choices and help, and its
+    default shown (``shown``'s value where it has one: the settings the command starts from). An
+    option not given is None, so that --config's value or the default stands (``given_settings``)."""
+    from dataclasses import fields
+
+    from yolov4.train_config import TrainConfig, field_types, value_kinds
+
+    group = parser.add_argument_group("training settings", description)
+    chosen = [f for f in fields(TrainConfig) if f.name not in exclude and (only is None or f.name in only)]
+    for f in chosen:
+        kind = value_kinds(field_types(TrainConfig)[f.name])[0]  # str for freeze's str | int
+        kind = get_origin(kind) or kind
+        if kind is bool:
+            how = {"action": argparse.BooleanOptionalAction}
+        elif kind is tuple:
+            how = {"nargs": "+", "type": float, "metavar": "X"}
+        elif kind is dict:
+            how = {"action": "extend", "nargs": "+", "type": key_value, "metavar": "KEY=VALUE"}
+        else:
+            metavar = {int: "N", float: "X"}.get(kind, f.name.upper())
+            how = {"type": OPTION_TYPES.get(f.name, kind), "choices": f.metadata.get("choices"), "metavar": metavar}
+            if how["choices"]:
+                del how["metavar"]  # argparse lists the choices
+        default = shown_default((shown or {}).get(f.name, f.default if f.default_factory is MISSING else {}))
+        text = f.metadata["help"] + ("; here KEY=VALUE pairs, each replacing that key alone" if kind is dict else "")
+        text += f" (default: {default})" if default is not None else ""
+        group.add_argument(
+            "--" + f.name.replace("_", "-"), dest=f.name, default=None, help=text.replace("%", "%%"), **how
+        )
+    parser.set_defaults(config_fields=tuple(f.name for f in chosen))
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line (``add_config_arguments``' options), as
+    TrainConfig takes them: --augment's and --model-options' KEY=VALUE pairs as mappings."""
+    from yolov4.train_config import TrainConfig, field_types
+
+    given = {name: getattr(args, name) for name in args.config_fields if getattr(args, name) is not None}
+    return {k: dict(v) if field_types(TrainConfig)[k] is dict else v for k, v in given.items()}
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser, whose usage errors are one line as well, pointing at ``--help``."""
 
@@ -497,6 +561,8 @@ STRETCH_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from yolov4.demo import DEMO
+
     parser = Parser(prog="yolov4", description="YOLOv4 built on minilucid (NumPy, or CuPy on a GPU).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -515,18 +581,6 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     p = commands.add_parser("train", help="train a model on a dataset")
-    p.add_argument("--data", help="YOLO folder or data.yaml, COCO .json, or VOC folder (default: built-in shapes)")
-    p.add_argument(
-        "--val",
-        help="a separate validation set, e.g. a COCO split's own .json (default: the dataset's val/test split, "
-        "else 10%% of its images held out)",
-    )
-    p.add_argument("--model", help="yolov4, yolov4-tiny, medium, small or tiny-small (default: small)")
-    p.add_argument("--img", type=input_size, help="input size, a multiple of 32 (default: 416)")
-    p.add_argument("--epochs", type=int, help="epochs (default: 30)")
-    p.add_argument("--batch", type=int, help="images per update (default: 8)")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default: sgd)")
-    p.add_argument("--lr", type=float, help="learning rate (default: 0.0013)")
     p.add_argument("--config", help="a YAML or JSON file with any TrainConfig settings")
     p.add_argument(
         "--resume",
@@ -534,30 +588,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue from a checkpoint (last.npz), in its folder, with the settings it was made with; "
         "only --epochs, --device, --data and --val (and eval_every, conf_thresh) may change",
     )
-    p.add_argument("--out", help="output folder, numbered when it exists: runs/train2, ... (default: runs/train)")
-    p.add_argument("--exist-ok", action="store_true", help="reuse --out as it is instead of numbering a new one")
-    p.add_argument("--seed", type=seed, help="random seed (default: 0)")
-    p.add_argument(
-        "--weights",
-        metavar="PATH",
-        help="start from a darknet .weights file (yolov4.weights, yolov4.conv.137) or a .npz checkpoint: every "
-        "layer that fits is loaded, the output convs only for the same classes; training then takes the settings "
-        "of yolov4/configs/finetune.yaml (no burn-in, the layers left fresh at 10 x lr) unless --config names them",
-    )
-    p.add_argument(
-        "--freeze",
-        metavar="PART",
-        help="keep part of the model as loaded (no gradient, BatchNorm statistics kept), as darknet's stopbackward "
-        "does: backbone, or N for darknet's first N layers (137: what yolov4.conv.137 holds)",
-    )
-    p.add_argument(
-        "--autoanchor",
-        choices=["auto", "always", "off"],
-        help="anchors fitted to the training boxes: auto (where the defaults' best possible recall is below "
-        "0.98), always, or off (default: auto)",
-    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--device", choices=["cpu", "gpu"], help="where to run (default: cpu)")
+    add_config_arguments(
+        p, "TrainConfig's fields: a flag given wins over --config's value, which wins over the default shown"
+    )
     p.set_defaults(run=train_command)
 
     p = commands.add_parser("eval", help="COCO mAP of a model on a dataset, or of a detections JSON")
@@ -675,26 +709,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("demo", help="train on the built-in dataset, evaluate, and draw detections")
     p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
-    p.add_argument("--epochs", type=int, help="override the demo's number of epochs")
-    device(p)
+    add_config_arguments(
+        p, "on top of the demo's settings (yolov4/configs/demo.yaml)", only=("epochs", "device"), shown=DEMO
+    )
     p.set_defaults(run=demo_command)
 
-    def search(p, name):
+    def search(p, name, own=()):
+        """ablate's and evolve's options: the base settings and where the search writes."""
         p.add_argument(
             "--config", help="start from this TrainConfig file instead of the demo's (yolov4/configs/demo.yaml)"
         )
-        p.add_argument("--data", help="a dataset (YOLO folder or data.yaml, COCO .json, VOC folder); default: built-in")
-        p.add_argument("--val", help="a separate validation set (default: the dataset's own, else 10%% held out)")
-        p.add_argument("--model", help="override the model (default: the demo's)")
-        p.add_argument("--img", type=input_size, help="override the input size (default: the demo's)")
-        p.add_argument("--batch", type=int, help="override the batch size (default: the demo's)")
-        p.add_argument("--seed", type=seed, help="the base seed (default: the settings' seed)")
         p.add_argument(
             "--out", default=f"runs/{name}", help="output folder, numbered when it exists (default: %(default)s)"
         )
         p.add_argument("--exist-ok", action="store_true", help="write into --out as it is, continuing what is there")
         p.add_argument("--resume", metavar="FOLDER", help=f"continue an earlier {name} run in its folder")
-        p.add_argument("--device", choices=["cpu", "gpu"], help="where to train (default: cpu)")
+        add_config_arguments(p, ON_THE_DEMO, exclude=("out", "exist_ok", *own), shown=DEMO)
 
     p = commands.add_parser(
         "ablate",
@@ -714,7 +744,6 @@ def build_parser() -> argparse.ArgumentParser:
         "settings on top of the baseline (default: Table 4's rows; +ga only with --ga)",
     )
     p.add_argument("--seeds", type=int, default=3, help="runs per row: seeds base, base+1, ... (default: %(default)s)")
-    p.add_argument("--epochs", type=int, help="override the epochs of every run (default: the demo's)")
     p.add_argument("--ga", metavar="BEST.yaml", help="the best.yaml of python -m yolov4 evolve, for the +ga rows")
     search(p, "ablate")
     p.set_defaults(run=ablate_command)
@@ -738,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs", type=int, default=1, help="epochs of each trial; best.yaml keeps the base's (default: %(default)s)"
     )
-    search(p, "evolve")
+    search(p, "evolve", own=("epochs",))
     p.set_defaults(run=evolve_command)
 
     p = commands.add_parser("augment-gallery", help="write a PNG of every augmentation with its boxes")

@@ -36,8 +36,8 @@ from yolov4.config import YOLO_V4Config, zoo_config
 from yolov4.evolve import GENES
 from yolov4.files import read_json, read_yaml
 from yolov4.plots import plot_ablation
-from yolov4.train_config import TrainConfig, read_settings, unknown_keys
-from yolov4.trials import METRICS, merge_settings, plain, read_result, resolved, time_left, train_and_score, write_json
+from yolov4.train_config import TrainConfig, merge_settings, read_settings, unknown_keys
+from yolov4.trials import METRICS, plain, read_result, resolved, time_left, train_and_score, write_json
 
 # ----------------------------------------------------------------------------- the switches
 

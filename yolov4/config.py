@@ -7,6 +7,7 @@ Field names follow lucid's ``YOLO_V4Config``; the defaults come from darknet's
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -122,87 +123,60 @@ class YOLO_V4Config:  # noqa: N801  (lucid's name)
     def check(self) -> None:
         """Check every field; a ValueError names the first wrong one, its value and what is allowed."""
         levels = 2 if self.variant == "yolov4-tiny" else 3
-        _check(self, "variant", self.variant in VARIANTS, f"one of {VARIANTS}")
-        _check(
+        custom = self.backbone is not None
+        positive_int = (lambda v: isinstance(v, int) and v > 0, "a positive int")
+        in_unit = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        at_least_0 = (lambda v: v >= 0, "a number >= 0")
+        multiple = (lambda v: 0 < v <= 4 and math.isfinite(v), "a number in (0, 4]")
+        tiny_hint = " (yolov4-tiny has its own strides and anchors: build it with tiny_config())" if levels == 2 else ""
+        check_settings(
             self,
-            "num_classes",
-            isinstance(self.num_classes, int) and self.num_classes > 0,
-            "a positive int",
+            {
+                "variant": (lambda v: v in VARIANTS, f"one of {VARIANTS}"),
+                "num_classes": positive_int,
+                "strides": (
+                    lambda v: (
+                        len(v) == levels and all(isinstance(s, int) and s > 0 for s in v) and list(v) == sorted(set(v))
+                    ),
+                    f"{levels} positive, ascending ints{tiny_hint}",
+                ),
+                "anchors": (
+                    lambda v: (
+                        len(v) == levels
+                        and all(len(a) > 0 for a in v)
+                        and all(w > 0 and h > 0 for a in v for w, h in a)
+                    ),
+                    f"{levels} lists (one per stride) of positive (w, h) pairs",
+                ),
+                "in_channels": (
+                    lambda v: len(v) == levels and all(isinstance(c, int) and c > 0 for c in v),
+                    f"{levels} positive ints",
+                ),
+                "backbone_out_channels": (
+                    (lambda v: v is not None and len(v) == levels, f"{levels} ints, required with a custom backbone")
+                    if custom
+                    else (lambda v: v is None, "None for the built-in backbone")
+                ),
+                "image_channels": positive_int,
+                "pos_iou_thr": in_unit,
+                "ignore_iou_thr": in_unit,
+                "iou_aware_alpha": in_unit,
+                "obj_balance": (lambda v: len(v) == levels and all(b > 0 for b in v), f"{levels} positive numbers"),
+                "cls_label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+                "iou_branch_weight": at_least_0,
+                "scale_x_y": (lambda v: len(v) == levels and all(s >= 1 for s in v), f"{levels} numbers >= 1"),
+                "iou_normalizer": at_least_0,
+                "cls_normalizer": at_least_0,
+                "obj_normalizer": at_least_0,
+                "box_loss": (lambda v: v in BOX_LOSSES, f"one of {BOX_LOSSES}"),
+                "nms_kind": (lambda v: v in NMS_KINDS, f"one of {NMS_KINDS}"),
+                "beta_nms": (lambda v: v > 0, "a number > 0"),
+                "drop_block": (lambda v: 0 <= v < 1, "a probability in [0, 1)"),
+                "drop_block_size": positive_int,
+                "width_multiple": multiple,
+                "depth_multiple": multiple,
+            },
         )
-        _check(
-            self,
-            "strides",
-            len(self.strides) == levels
-            and all(isinstance(s, int) and s > 0 for s in self.strides)
-            and list(self.strides) == sorted(set(self.strides)),
-            f"{levels} positive, ascending ints"
-            + (" (yolov4-tiny has its own strides and anchors: build it with tiny_config())" if levels == 2 else ""),
-        )
-        _check(
-            self,
-            "anchors",
-            len(self.anchors) == levels
-            and all(len(a) > 0 for a in self.anchors)
-            and all(w > 0 and h > 0 for level in self.anchors for w, h in level),
-            f"{levels} lists (one per stride) of positive (w, h) pairs",
-        )
-        _check(
-            self,
-            "in_channels",
-            len(self.in_channels) == levels and all(isinstance(c, int) and c > 0 for c in self.in_channels),
-            f"{levels} positive ints",
-        )
-        if self.backbone is not None:
-            _check(
-                self,
-                "backbone_out_channels",
-                self.backbone_out_channels is not None and len(self.backbone_out_channels) == levels,
-                f"{levels} ints, required with a custom backbone",
-            )
-        else:
-            _check(
-                self,
-                "backbone_out_channels",
-                self.backbone_out_channels is None,
-                "None for the built-in backbone",
-            )
-        _check(
-            self,
-            "image_channels",
-            isinstance(self.image_channels, int) and self.image_channels > 0,
-            "a positive int",
-        )
-        for name in ("pos_iou_thr", "ignore_iou_thr", "iou_aware_alpha"):
-            _check(self, name, 0 <= getattr(self, name) <= 1, "a number in [0, 1]")
-        _check(
-            self,
-            "obj_balance",
-            len(self.obj_balance) == levels and all(v > 0 for v in self.obj_balance),
-            f"{levels} positive numbers",
-        )
-        _check(self, "cls_label_smoothing", 0 <= self.cls_label_smoothing < 1, "a number in [0, 1)")
-        _check(self, "iou_branch_weight", self.iou_branch_weight >= 0, "a number >= 0")
-        _check(
-            self,
-            "scale_x_y",
-            len(self.scale_x_y) == levels and all(v >= 1 for v in self.scale_x_y),
-            f"{levels} numbers >= 1",
-        )
-        for name in ("iou_normalizer", "cls_normalizer", "obj_normalizer"):
-            _check(self, name, getattr(self, name) >= 0, "a number >= 0")
-        _check(self, "box_loss", self.box_loss in BOX_LOSSES, f"one of {BOX_LOSSES}")
-        _check(self, "nms_kind", self.nms_kind in NMS_KINDS, f"one of {NMS_KINDS}")
-        _check(self, "beta_nms", self.beta_nms > 0, "a number > 0")
-        _check(self, "drop_block", 0 <= self.drop_block < 1, "a probability in [0, 1)")
-        _check(
-            self,
-            "drop_block_size",
-            isinstance(self.drop_block_size, int) and self.drop_block_size > 0,
-            "a positive int",
-        )
-        for name in ("width_multiple", "depth_multiple"):
-            value = getattr(self, name)
-            _check(self, name, 0 < value <= 4 and math.isfinite(value), "a number in (0, 4]")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for checkpoints and logs); a custom backbone cannot be serialized."""
@@ -219,9 +193,22 @@ def _listed(config: YOLO_V4Config, name: str) -> list:
         raise ValueError(f"YOLO_V4Config.{name} must be a sequence, got {value!r}") from None
 
 
-def _check(config: YOLO_V4Config, name: str, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"YOLO_V4Config.{name} = {getattr(config, name)!r} is invalid: expected {allowed}")
+# A setting's check: (predicate on its value, what is expected, as the error says it).
+Check = tuple[Callable[[Any], bool], str]
+
+
+def check_settings(owner: object, checks: dict[str, Check]) -> None:
+    """Each named setting of ``owner`` against its check, in order; a one-line ValueError
+    ``Owner.name = value is invalid: expected ...`` for the first that fails (a predicate that
+    raises, on a value of the wrong kind, fails too)."""
+    for name, (ok, expected) in checks.items():
+        value = getattr(owner, name)
+        try:
+            passed = bool(ok(value))
+        except (TypeError, ValueError):
+            passed = False
+        if not passed:
+            raise ValueError(f"{type(owner).__name__}.{name} = {value!r} is invalid: expected {expected}")
 
 
 def tiny_config(**overrides: Any) -> YOLO_V4Config:

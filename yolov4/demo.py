@@ -38,21 +38,22 @@ def score_and_draw(model, class_names: list[str], input_size: int, out: Path) ->
     return metrics
 
 
-def run_demo(out: str | Path = "runs/demo", device: str = "cpu", epochs: int | None = None) -> dict:
-    """Train, evaluate and draw; prints where everything went and returns the metrics."""
+def run_demo(out: str | Path = "runs/demo", device: str | None = None, epochs: int | None = None) -> dict:
+    """Train, evaluate and draw; prints where everything went and returns the metrics. ``device``
+    and ``epochs`` replace the demo's settings where given."""
     out = Path(out)
     start = time.perf_counter()
-    settings = {**DEMO, "out": str(out), "device": device}
-    if epochs is not None:
-        settings["epochs"] = epochs
-    print(f"demo: training the {settings['model']} YOLOv4 on the built-in shapes dataset ({device})")
-    trainer = Trainer(TrainConfig(**settings))
+    given = {k: v for k, v in {"device": device, "epochs": epochs}.items() if v is not None}
+    settings = {**DEMO, "out": str(out), **given}
+    config = TrainConfig(**settings)
+    print(f"demo: training the {config.model} YOLOv4 on the built-in shapes dataset ({config.device})")
+    trainer = Trainer(config)
     out = trainer.out  # runs/demo2, ... where runs/demo exists
     trainer.fit()
     # Scored and drawn with the weights the run is scored with: the EMA's where it keeps one.
     averaged = trainer.ema.applied(trainer.model) if trainer.ema else nullcontext(trainer.model)
     with averaged as model:
-        metrics = score_and_draw(model.eval(), trainer.class_names, settings["img"], out)
+        metrics = score_and_draw(model.eval(), trainer.class_names, config.img, out)
     minutes = (time.perf_counter() - start) / 60
     print(f"held-out mAP@0.5 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map']:.3f} after {minutes:.1f} minutes")
     print(f"detections on held-out images: {out / 'detections.png'}")

@@ -33,8 +33,8 @@ import yaml
 from minilucid.serialization import write_text_atomically
 from yolov4.config import zoo_config
 from yolov4.files import read_json, read_text
-from yolov4.train_config import TrainConfig
-from yolov4.trials import merge_settings, plain, resolved, time_left, train_and_score, write_json
+from yolov4.train_config import TrainConfig, merge_settings
+from yolov4.trials import plain, resolved, time_left, train_and_score, write_json
 
 
 @dataclass(frozen=True)

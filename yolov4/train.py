@@ -64,7 +64,7 @@ from yolov4.plots import plot_history
 from yolov4.pretrained import load_layers
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
 from yolov4.runs import run_folder
-from yolov4.train_config import TrainConfig, changes_on_resume, stored_config
+from yolov4.train_config import MODEL_SETTINGS, TrainConfig, changes_on_resume, stored_config
 
 
 def frozen_part(model: YOLO_V4, freeze: str | int | None) -> list[lucid.nn.Module]:
@@ -177,9 +177,7 @@ class Trainer:
         self.model = build_model(
             config.model,
             len(self.class_names),
-            cls_label_smoothing=config.cls_label_smoothing,
-            drop_block=config.drop_block,
-            cmbn=config.cmbn,
+            **{name: getattr(config, name) for name in MODEL_SETTINGS},  # cls_label_smoothing, drop_block, cmbn
             **anchors,
             **config.model_options,
         ).to(config.device)

@@ -19,23 +19,8 @@ from yolov4.files import read_json
 from yolov4.train import Trainer
 from yolov4.train_config import TrainConfig
 
-# TrainConfig settings that hold settings of their own, merged key by key.
-NESTED = ("augment", "model_options")
-
 # What a trial reports: COCO mAP@[.5:.95], mAP@0.5 and mAP@0.75 on the held-out split.
 METRICS = ("map", "map50", "map75")
-
-
-def merge_settings(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` on top; ``augment`` and ``model_options`` are merged key by
-    key, so an override of one augmentation keeps the others."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if key in NESTED and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
 
 
 def plain(settings: dict[str, Any]) -> dict[str, Any]:
