@@ -255,6 +255,70 @@ def test_paper_map_citation_check_catches_a_wrong_citation():
     assert "which does not exist" in paper_map_citation_problems(row % "99")[0]
 
 
+def flat_settings(settings: dict, prefix: str = "") -> dict:
+    """TrainConfig settings with the nested ones spread out: {"augment.mosaic": 1.0, ...}."""
+    spread = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            spread.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            spread[prefix + key] = value
+    return spread
+
+
+def paper_map_ablation_problems(text: str) -> list[str]:
+    """What is wrong with the "ablation row" column of a paper map's technique rows: a row name
+    that ``ablate --rows`` refuses, or that its table writes otherwise (``+mosaic`` is ``+m``), a
+    cell that names no row, or a setting in backticks that the row does not change from the
+    baseline (on the demo's settings; ``+ga`` with one evolved setting)."""
+    from yolov4.ablation import baseline_settings, parse_switches, row_name, row_settings
+    from yolov4.demo import DEMO
+
+    baseline = flat_settings(baseline_settings(DEMO))
+    problems = []
+    for technique, *_, cell in [row for row in table_rows(text) if row[0] != "technique"]:
+        if cell == "-":
+            continue
+        spans = code_spans(cell)
+        names = [span for span in spans if span.startswith("+")]
+        settings = [span for span in spans if span.isidentifier()]
+        if not names:
+            problems.append(f"{technique!r}: its ablation row {cell!r} names no row (+switch)")
+        for name in names:
+            try:
+                switches = parse_switches(name)
+            except ValueError as error:
+                problems.append(f"{technique!r}: {error}")
+                continue
+            if row_name(switches) != name:
+                problems.append(f"{technique!r}: ablate's table calls the row {name!r} {row_name(switches)!r}")
+            row = flat_settings(row_settings(switches, DEMO, {"lr": DEMO["lr"] / 2}))
+            changed = {key.rsplit(".", 1)[-1] for key, value in row.items() if baseline.get(key) != value}
+            for setting in settings:
+                if setting not in changed:
+                    problems.append(
+                        f"{technique!r}: the row {name!r} does not change {setting} (it changes {sorted(changed)})"
+                    )
+    return problems
+
+
+def test_paper_map_ablation_rows_are_rows_ablate_knows():
+    text = read("docs/yolov4-paper-map.md")
+    cells = [row[-1] for row in table_rows(text) if row[0] != "technique" and row[-1] != "-"]
+    assert len(cells) >= 10 and any("`+dm`" in cell for cell in cells) and any("`+ga`" in cell for cell in cells)
+    problems = paper_map_ablation_problems(text)
+    assert not problems, "docs/yolov4-paper-map.md:\n" + "\n".join(problems)
+
+
+def test_paper_map_ablation_check_catches_a_wrong_row():
+    row = "| Mosaic | `yolov4/data/augment.py`: `mosaic` | Train `augment: {mosaic: p}` [13] | %s |"
+    assert paper_map_ablation_problems(row % "`+m` (`mosaic`)") == []
+    assert "unknown switch 'mosiac'" in paper_map_ablation_problems(row % "`+mosiac` (`mosaic`)")[0]
+    assert "calls the row '+mosaic' '+m'" in paper_map_ablation_problems(row % "`+mosaic` (`mosaic`)")[0]
+    assert "does not change mosaic" in paper_map_ablation_problems(row % "`+ls` (`mosaic`)")[0]
+    assert "names no row" in paper_map_ablation_problems(row % "mosaic on")[0]
+
+
 def test_every_variant_the_docs_name_is_accepted():
     texts = [read("README.md"), *(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))]
     variants = {v for text in texts for v in re.findall(r'variant="([^"]+)"', text)}
