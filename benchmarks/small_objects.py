@@ -60,20 +60,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import machine_line, markdown_table  # noqa: E402
 from real_photo import nucleus_boxes, photograph, split_column  # noqa: E402
 
+from yolov4.demo import DEMO as DEMO_SETTINGS  # noqa: E402
+
 TRAIN_FRACTION = 0.6
 TILE, OVERLAP = 128, 0.2
-DEMO = dict(  # yolov4/configs/demo.yaml, less its data, size, epochs and evaluation
-    model="small",
-    batch=4,
-    optimizer="adam",
-    lr=0.004,
-    weight_decay=0.0005,
-    decay_on="conv",
-    burn_in=30,
-    schedule="cosine",
-    augment={"jitter": 0.0, "flip": 0.5},
-    model_options={"iou_normalizer": 1.0},
-)
+# The demo's settings (yolov4/configs/demo.yaml, its one home), less those each step sets itself.
+DEMO = {k: v for k, v in DEMO_SETTINGS.items() if k not in ("img", "epochs", "eval_every", "seed")}
 STEPS = {
     "baseline": dict(data="full", img=192, tile=None, autoanchor="off"),
     "tiles": dict(data="tiles", img=TILE, tile=TILE, autoanchor="off"),
