@@ -13,7 +13,11 @@ A fast Function may keep a plain twin: a Function class it derives from, named i
 ``backward`` walks the graph without recursion (YOLOv4's graph is over a thousand nodes
 deep), always taking the Function of highest *generation* next. A Function's generation is
 one more than the newest of its inputs, so every consumer of a tensor runs before the
-producer of that tensor, and the producer sees the full, accumulated gradient.
+producer of that tensor, and the producer sees the full, accumulated gradient. Among Functions
+of one generation the one made last runs first (PyTorch orders ready nodes by their sequence
+number alike), so the order depends on the forward's code alone, not on the shape of the graph
+elsewhere: processes that share a mini-batch (``minilucid.data_parallel``) reach their
+BatchNorms' backward in the same order, whatever their losses' graphs look like.
 """
 
 from __future__ import annotations
@@ -125,6 +129,8 @@ def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
 
 # ----------------------------------------------------------------------------- Function
 
+_made = itertools.count()  # numbers the Functions a forward records, in the order it makes them
+
 
 class Function:
     """One differentiable operation; subclasses define ``forward`` and ``backward``.
@@ -175,6 +181,7 @@ class Function:
         if record:
             self.inputs = inputs
             self.generation = max(x._generation for x in inputs)
+            self.sequence = next(_made)  # the order Functions were made in: backward's tie-break
             for y in outputs:
                 y._creator = self
                 y._generation = self.generation + 1
@@ -211,8 +218,9 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
         return
     pending: dict[int, Any] = {id(root): grad}  # gradients waiting for their producer
     alive: dict[int, Tensor] = {id(root): root}  # keeps ids in `pending` unambiguous
-    order = itertools.count()  # tie-breaker so the heap never compares Functions
-    heap = [(-root._creator.generation, next(order), root._creator)]
+    heap = [
+        (-root._creator.generation, -root._creator.sequence, root._creator)
+    ]  # sequences differ: no Function compared
     queued = {id(root._creator)}
     while heap:
         _, _, function = heapq.heappop(heap)
@@ -253,7 +261,7 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
                 alive[key] = x
                 if id(x._creator) not in queued:
                     queued.add(id(x._creator))
-                    heapq.heappush(heap, (-x._creator.generation, next(order), x._creator))
+                    heapq.heappush(heap, (-x._creator.generation, -x._creator.sequence, x._creator))
         if not retain_graph:
             function.release()
 

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
-from contextlib import nullcontext
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ import yaml
 
 import minilucid as lucid
 from minilucid import backend
+from minilucid.data_parallel import ForkedReplicas, usable_cores
 from minilucid.optim import lr_scheduler
 from minilucid.serialization import write_text_atomically
 from yolov4.anchors import fit_anchors
@@ -208,6 +209,7 @@ class Trainer:
         branch = self.model.config.has_iou_branch
         self.loss_terms = [key for key in TERM_FORMATS if key != "iou_branch" or branch]  # summed and logged
         self.epoch, self.history = 0, []
+        self.replicas: ForkedReplicas | None = None  # while fit runs with processes > 1
 
     def _anchors(self) -> dict[str, Any]:
         """``{"anchors": ...}`` fitted to the training boxes where ``autoanchor`` asks for them
@@ -313,16 +315,45 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train_batch(self, images: lucid.Tensor, targets: list[np.ndarray]) -> dict[str, float]:
-        """One update: accumulated mini-batches, one optimizer step; returns the loss terms."""
+        """One update: the batch's ``subdivisions`` mini-batches forward and backward (with
+        ``processes`` > 1, each mini-batch split between forked replicas, whose BatchNorms
+        share its statistics), their gradients summed, one optimizer step; returns the loss terms."""
         c = self.config
         step = -(-len(targets) // c.subdivisions)  # at most `subdivisions` mini-batches, even of a smaller batch
-        sums = dict.fromkeys(self.loss_terms, 0.0)
+        starts = range(0, len(targets), step)
+        parts = [(images.data[start : start + step], targets[start : start + step]) for start in starts]
         self.optimizer.zero_grad()
-        for start in range(0, len(targets), step):
-            part, part_targets = images[start : start + step], targets[start : start + step]
-            if c.sat:  # two passes over the mini-batch: copy its targets to the device once
+        processes = 1 if self.replicas is None else self.replicas.count + 1
+        # Here alone: in one process, or a last, smaller batch whose mini-batches hold fewer images than processes.
+        if processes == 1 or min(len(part_targets) for _, part_targets in parts) < processes:
+            sums = self.mini_batches(parts, len(targets))
+        else:  # process p takes the p-th slice of every mini-batch; ours is the first
+            shares = [[] for _ in range(processes)]
+            for part_images, part_targets in parts:
+                for share, cut in zip(shares, np.array_split(range(len(part_targets)), processes), strict=True):
+                    share.append((part_images[cut[0] : cut[-1] + 1], part_targets[cut[0] : cut[-1] + 1]))
+            seeds = lucid.random.generator().integers(2**63 - 1, size=processes - 1).tolist()
+            replicas = [(seed, share, len(targets)) for seed, share in zip(seeds, shares[1:], strict=True)]
+            results = self.replicas.run(lambda: self.mini_batches(shares[0], len(targets)), replicas)
+            sums = {key: sum(result[key] for result in results) for key in self.loss_terms}
+        self.optimizer.step()
+        self.advance_schedule(len(targets))
+        if self.ema:
+            self.ema.update(self.model)
+        if c.cmbn:
+            reset_cross_minibatch_norm(self.model)
+        return sums
+
+    def mini_batches(self, parts: list[tuple[Any, list[np.ndarray]]], batch_size: int) -> dict[str, float]:
+        """Forward and backward over mini-batches ``parts`` (images array, targets) of an update of
+        ``batch_size`` images, each loss weighted by its share of the update, so the gradients
+        add up to the update's; returns the loss terms, weighted alike and summed."""
+        sums = dict.fromkeys(self.loss_terms, 0.0)
+        for images, part_targets in parts:
+            part = lucid.Tensor(images)
+            if self.config.sat:  # two passes over the mini-batch: copy its targets to the device once
                 part_targets = self.model.pack_targets(part_targets, part.shape)
-                part = self_adversarial_images(self.model, part, part_targets, c.sat)
+                part = self_adversarial_images(self.model, part, part_targets, self.config.sat)
             for module in self.frozen:  # in inference mode, as darknet runs the layers before stopbackward
                 module.eval()
             try:
@@ -331,9 +362,9 @@ class Trainer:
                 last = self.out / "last.npz"
                 where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 raise TrainingError(f"training stopped at epoch {self.epoch}: {error}; {where}") from error
-            weight = part.shape[0] / len(targets)  # this mini-batch's share of the update
+            weight = part.shape[0] / batch_size  # this mini-batch's share of the update
             (loss * weight).backward()
-            parts = {
+            values = {
                 "loss": terms.total,
                 "box": terms.box,
                 "obj": terms.obj,
@@ -341,14 +372,35 @@ class Trainer:
                 "iou_branch": terms.iou_branch,
             }
             for key in sums:
-                sums[key] += parts[key] * weight
-        self.optimizer.step()
-        self.advance_schedule(len(targets))
-        if self.ema:
-            self.ema.update(self.model)
-        if c.cmbn:
-            reset_cross_minibatch_norm(self.model)
+                sums[key] += values[key] * weight
         return sums
+
+    def replica_share(self, seed: int, parts: list[tuple[Any, list[np.ndarray]]], batch_size: int) -> dict[str, float]:
+        """What a forked replica runs for its share of an update: ``mini_batches`` in training mode,
+        its random draws (DropBlock's) seeded by the update."""
+        lucid.random.seed(seed)
+        self.model.train()
+        return self.mini_batches(parts, batch_size)
+
+    @contextmanager
+    def data_parallel(self) -> Iterator[None]:
+        """With ``processes`` > 1, forked replicas of this trainer for the time inside (one
+        fewer than the processes: this process is one), which ``train_batch`` hands a slice of
+        each mini-batch to. No more processes than the cores this process may use: more would
+        take turns on one core, and wait for each other at every BatchNorm."""
+        processes = min(self.config.processes, usable_cores())
+        if processes < self.config.processes:
+            print(f"processes: {self.config.processes} asked, {processes} CPU cores usable; training in {processes}")
+        if processes == 1:
+            yield
+            return
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.replicas = ForkedReplicas(trained, processes - 1, self.replica_share)
+        try:
+            yield
+        finally:
+            self.replicas.close()
+            self.replicas = None
 
     def held_out_metrics(self) -> dict[str, Any]:
         """The model's COCO metrics on the validation set, which it never trains on (with the
@@ -377,46 +429,47 @@ class Trainer:
         )
         target = epochs or c.epochs
         pace = Pace((target - self.epoch) * len(self.train_set))
-        while self.epoch < target:
-            self.model.train()
-            self.loader.set_epoch(self.epoch)
-            start, seen = time.perf_counter(), 0
-            totals = dict.fromkeys(self.loss_terms, 0.0)
-            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{target}", disable=not self.progress, leave=False)
-            for images, targets in bar:
-                terms = self.train_batch(images, targets)
-                seen += len(targets)
-                estimate = pace.update(len(targets))
-                if estimate and self.progress:
-                    bar.write(estimate)
-                for key in totals:
-                    totals[key] += terms[key] * len(targets)
-                rate = seen / (time.perf_counter() - start)
-                shown = {k: format(terms[k], TERM_FORMATS[k]) for k in self.loss_terms}
-                bar.set_postfix(**shown, img_s=f"{rate:.1f}")
-            self.epoch += 1
-            record = {
-                "epoch": self.epoch,
-                **{k: v / max(seen, 1) for k, v in totals.items()},
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "images_per_s": seen / (time.perf_counter() - start),
-                "seconds": time.perf_counter() - start,
-            }
-            if self.epoch % c.eval_every == 0 or self.epoch == target:
-                metrics = self.held_out_metrics()
-                record.update(
-                    {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large")}
-                )
-            self.history.append(record)
-            # The checkpoint holds the history and is written first; the log is rewritten from
-            # it, so a kill in between leaves the log one epoch behind, never ahead.
-            self.save(self.out / "last.npz")
-            best = max((h.get("map", -1) for h in self.history), default=-1)
-            if record.get("map") is not None and record["map"] >= best:
-                self.save(self.out / "best.npz")
-            self.write_log()
-            plot_history(self.history, self.out / "curves.png")
-            if self.progress:
-                summary = ", ".join(f"{k} {record[k]:.3f}" for k in LOGGED if k in record)
-                print(f"epoch {self.epoch}/{target}: {summary} ({record['images_per_s']:.1f} img/s)", flush=True)
+        with self.data_parallel():
+            while self.epoch < target:
+                self.model.train()
+                self.loader.set_epoch(self.epoch)
+                start, seen = time.perf_counter(), 0
+                totals = dict.fromkeys(self.loss_terms, 0.0)
+                bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{target}", disable=not self.progress, leave=False)
+                for images, targets in bar:
+                    terms = self.train_batch(images, targets)
+                    seen += len(targets)
+                    estimate = pace.update(len(targets))
+                    if estimate and self.progress:
+                        bar.write(estimate)
+                    for key in totals:
+                        totals[key] += terms[key] * len(targets)
+                    rate = seen / (time.perf_counter() - start)
+                    shown = {k: format(terms[k], TERM_FORMATS[k]) for k in self.loss_terms}
+                    bar.set_postfix(**shown, img_s=f"{rate:.1f}")
+                self.epoch += 1
+                record = {
+                    "epoch": self.epoch,
+                    **{k: v / max(seen, 1) for k, v in totals.items()},
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "images_per_s": seen / (time.perf_counter() - start),
+                    "seconds": time.perf_counter() - start,
+                }
+                if self.epoch % c.eval_every == 0 or self.epoch == target:
+                    metrics = self.held_out_metrics()
+                    record.update(
+                        {k: metrics[k] for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large")}
+                    )
+                self.history.append(record)
+                # The checkpoint holds the history and is written first; the log is rewritten from
+                # it, so a kill in between leaves the log one epoch behind, never ahead.
+                self.save(self.out / "last.npz")
+                best = max((h.get("map", -1) for h in self.history), default=-1)
+                if record.get("map") is not None and record["map"] >= best:
+                    self.save(self.out / "best.npz")
+                self.write_log()
+                plot_history(self.history, self.out / "curves.png")
+                if self.progress:
+                    summary = ", ".join(f"{k} {record[k]:.3f}" for k in LOGGED if k in record)
+                    print(f"epoch {self.epoch}/{target}: {summary} ({record['images_per_s']:.1f} img/s)", flush=True)
         return self.history

@@ -159,6 +159,11 @@ class TrainConfig:
     epochs: int = setting(30, "passes over the training set")
     batch: int = setting(8, "images per update")
     subdivisions: int = setting(1, "gradient accumulation: mini-batches per update, a divisor of batch")
+    processes: int = setting(
+        1,
+        "CPU processes that share each mini-batch (forked replicas; BatchNorm's statistics are the whole "
+        "mini-batch's), at most batch / subdivisions: the same update as one process's, sooner",
+    )
     optimizer: str = setting("sgd", "the optimizer", OPTIMIZERS)
     lr: float = setting(0.0013, "learning rate")
     momentum: float = setting(0.949, "SGD's momentum")
@@ -246,6 +251,7 @@ class TrainConfig:
     def check(self) -> None:
         """Check every setting against its range; a one-line ValueError names the first wrong one."""
         positive = (lambda v: v > 0, "a positive number")
+        mini_batch = self.batch // self.subdivisions if self.subdivisions > 0 else 0
         check_settings(
             self,
             {
@@ -253,6 +259,10 @@ class TrainConfig:
                 "epochs": positive,
                 "batch": positive,
                 "subdivisions": (lambda v: v > 0 and self.batch % v == 0, "a divisor of batch"),
+                "processes": (
+                    lambda v: 0 < v <= mini_batch,
+                    f"1 to the images of a mini-batch (batch / subdivisions = {mini_batch})",
+                ),
                 "model": (lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
                 "ema": (lambda v: 0 <= v < 1, "a decay in [0, 1)"),
                 "ema_ramp": (lambda v: v > 0, "a positive number of updates"),
@@ -277,6 +287,13 @@ class TrainConfig:
                 "TrainConfig.dynamic_minibatch = True needs multiscale: true: it resizes the batch as the input "
                 "size changes, and without multiscale the size never changes"
             )
+        if self.processes > 1 and (self.device != "cpu" or self.cmbn):
+            why = (
+                "a GPU is one device"
+                if self.device != "cpu"
+                else "CmBN carries statistics from one mini-batch to the next"
+            )
+            raise ValueError(f"TrainConfig.processes = {self.processes} needs 1 here: {why}")
         if self.fresh_lr != 1 and not self.weights:
             raise ValueError(
                 f"TrainConfig.fresh_lr = {self.fresh_lr!r} needs weights: without them every layer is fresh "
@@ -340,7 +357,7 @@ def merge_settings(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 # Settings a resumed run may change: how long it trains (the schedule stretches to the new
 # length), where it runs, how often and how finely it is evaluated, and where its data now
 # lies (the classes are checked by name). Everything else must be the checkpoint's.
-CHANGEABLE_ON_RESUME = ("epochs", "device", "eval_every", "conf_thresh", "data", "val")
+CHANGEABLE_ON_RESUME = ("epochs", "device", "processes", "eval_every", "conf_thresh", "data", "val")
 
 
 def stored_config(checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -155,3 +155,31 @@ def test_grad_fn_leads_back_through_the_graph():
     assert type(y.grad_fn).__name__ == "Mul" and y.grad_fn.inputs[0] is x
     with lucid.no_grad():
         assert (x * 3).grad_fn is None  # nothing recorded, nothing to lead back to
+
+
+def test_backward_takes_one_generation_in_the_order_the_forward_made_it():
+    """Among Functions of one generation the last made runs its backward first, whatever order
+    the loss reaches them in: processes that share a batch (minilucid.data_parallel) must reach
+    their BatchNorms in the same order although their losses' graphs differ."""
+    calls = []
+
+    class Recorded(Function):
+        def __init__(self, name):
+            self.name = name
+
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, gy):
+            calls.append(self.name)
+            return gy
+
+    orders = []
+    for b_first in (False, True):
+        calls.clear()
+        x = lucid.Tensor(np.ones(3), requires_grad=True)
+        a, b = Recorded("a")(x), Recorded("b")(x)  # one generation, a made first
+        loss = b.sum() + a.sum() if b_first else a.sum() + b.sum()
+        loss.backward()
+        orders.append(list(calls))
+    assert orders == [["b", "a"], ["b", "a"]]

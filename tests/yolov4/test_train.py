@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import minilucid as lucid
+from minilucid.data_parallel import usable_cores
 from yolov4.anchors import kmeans_anchors
 from yolov4.checkpoint import load_trained
 from yolov4.data.shapes import CLASS_NAMES
@@ -98,6 +99,7 @@ KILLER = textwrap.dedent("""
     import os, sys
     import minilucid.serialization as serialization
     import minilucid as lucid
+from minilucid.data_parallel import usable_cores
     from yolov4.train import Trainer
     from yolov4.train_config import TrainConfig
     mode = sys.argv[2]
@@ -436,3 +438,66 @@ def test_a_run_with_dynamic_minibatch_differs_from_one_without(tiny_dataset, tmp
     assert any(not np.array_equal(a, b) for a, b in zip(weights_of(on).values(), weights_of(off).values(), strict=True))
     with pytest.raises(ValueError, match=r"TrainConfig.dynamic_minibatch = True needs multiscale: true"):
         TrainConfig(dynamic_minibatch=True)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "fork") or usable_cores() < 2, reason="processes > 1 forks replicas onto a second core"
+)
+def in_float64(batch):
+    images, targets = batch
+    return lucid.Tensor(images.data.astype(np.float64)), targets
+
+
+def test_two_processes_make_the_updates_of_one(tiny_dataset, tmp_path):
+    """processes=2 splits each mini-batch between two processes whose BatchNorms share its
+    statistics: the same loss terms, parameters and running statistics as one process. In
+    float64: the small model's float32 gradients at its start differ from float64's by up to
+    60% in a few layers (BatchNorm shifts that cancel), so two float32 sums in different orders
+    cannot be told apart from a mistake."""
+    settings = dict(subdivisions=2, drop_block=0.0, epochs=1, lr=0.01, burn_in=0)  # DropBlock draws apart
+    runs = {}
+    for processes in (1, 2):
+        trainer = Trainer(
+            config(tiny_dataset, tmp_path / str(processes), processes=processes, **settings), progress=False
+        )
+        for parameter in trainer.model.parameters():
+            parameter.data = parameter.data.astype(np.float64)
+        start = weights_of(trainer)
+        with trainer.data_parallel():
+            assert (trainer.replicas is None) == (processes == 1)
+            terms = [trainer.train_batch(*in_float64(trainer.loader.batch(0, index))) for index in range(2)]
+        assert trainer.replicas is None
+        runs[processes] = terms, weights_of(trainer)  # parameters and BatchNorm's running statistics
+    (one_terms, one_state), (two_terms, two_state) = runs[1], runs[2]
+    for ours, theirs in zip(two_terms, one_terms, strict=True):
+        assert ours == pytest.approx(theirs, rel=1e-9)
+    for name, value in one_state.items():
+        np.testing.assert_allclose(two_state[name], value, rtol=1e-7, atol=1e-9, err_msg=name)
+    assert max(np.abs(one_state[name] - start[name]).max() for name in start) > 1e-3  # the updates moved it
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "fork") or usable_cores() < 2, reason="processes > 1 forks replicas onto a second core"
+)
+def test_a_run_with_two_processes_trains_and_resumes_with_one(tiny_dataset, tmp_path, capsys):
+    two = Trainer(config(tiny_dataset, tmp_path / "o", processes=2, epochs=1), progress=False)
+    two.fit()
+    assert two.replicas is None and two.history[-1]["loss"] > 0
+    one = Trainer(config(tiny_dataset, tmp_path / "o", processes=1, epochs=2), progress=False, resuming=True)
+    one.resume(two.out / "last.npz")
+    assert "processes" in capsys.readouterr().out
+    assert len(one.fit()) == 2
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(subdivisions=2, processes=3), "1 to the images of a mini-batch"),
+        (dict(batch=2, processes=4), "1 to the images of a mini-batch"),
+        (dict(subdivisions=2, processes=2, device="gpu"), "a GPU is one device"),
+        (dict(subdivisions=2, processes=2, cmbn=True), "CmBN"),
+    ],
+)
+def test_processes_is_checked(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{"batch": 4, **settings})

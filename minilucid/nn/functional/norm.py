@@ -13,6 +13,11 @@ Cross mini-batch normalization (CmBN, from YOLOv4) is the same training formula 
 statistics: those of this batch joined to the earlier mini-batches of one weight update,
 which enter as constants (``cross_minibatch_norm``). The two share one Function.
 
+Data parallel (``minilucid.data_parallel``) splits a mini-batch between processes; while it
+does, each BatchNorm swaps its per-channel statistics with the other processes' (forward) and
+its two per-channel gradient sums (backward) through ``shared_batch``, so every process
+normalizes with the whole mini-batch's statistics, as one process holding it all would.
+
 Each fast Function has its reference directly above it: ``BatchNormTrainReference`` and
 ``BatchNormEvalReference`` are the formulas as the textbook writes them, one new array per
 operation, and run instead under ``minilucid.reference_kernels()``. Training's fast version
@@ -25,6 +30,8 @@ so it equals its reference to rounding.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -59,6 +66,44 @@ class Moments(NamedTuple):
     count: int
     mean: Any
     variance: Any
+
+
+# The processes that share the mini-batch now (``batch_shared_by``), or None: an object whose
+# ``gather(arrays)`` returns every process's arrays, process 0's first, once all have called it.
+shared_batch: Any = None
+
+
+@contextmanager
+def batch_shared_by(exchange: Any) -> Iterator[None]:
+    """Inside, training BatchNorms normalize with the statistics of the mini-batch that the
+    processes of ``exchange`` share (``minilucid.data_parallel``)."""
+    global shared_batch
+    before, shared_batch = shared_batch, exchange
+    try:
+        yield
+    finally:
+        shared_batch = before
+
+
+def whole_batch_moments(ours: Moments) -> Moments:
+    """The statistics of the whole shared mini-batch: every process's joined in process order
+    (``ours`` where nothing is shared)."""
+    if shared_batch is None:
+        return ours
+    joined = None
+    for count, mean, variance in shared_batch.gather([np.array([ours.count]), ours.mean, ours.variance]):
+        part = Moments(int(count[0]), mean, variance)
+        joined = part if joined is None else join_moments(joined, part)
+    return joined
+
+
+def whole_batch_sums(*ours: Any) -> tuple[Any, ...]:
+    """Per-channel sums over the whole shared mini-batch: every process's added in process
+    order (``ours`` where nothing is shared)."""
+    if shared_batch is None:
+        return ours
+    gathered = shared_batch.gather(list(ours))
+    return tuple(sum(parts[1:], parts[0]) for parts in zip(*gathered, strict=True))
 
 
 def join_moments(earlier: Moments, later: Moments) -> Moments:
@@ -112,10 +157,14 @@ class BatchNormTrainReference(Function):
         mean = x.mean(axis=axes)
         centered = x - mean.reshape(shape)
         var = (centered * centered).mean(axis=axes)
+        ours = Moments(count, mean, var)
+        moments = whole_batch_moments(ours)  # the other processes' part of the mini-batch too
         if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
-            count, mean, var = join_moments(self.earlier, Moments(count, mean, var))
+            moments = join_moments(self.earlier, moments)
+        if moments is not ours:
+            count, mean, var = moments
             centered = x - mean.reshape(shape)
-        self.moments = Moments(count, mean, var)
+        self.moments = moments
         inv_std = 1 / xp.sqrt(var + self.eps)
         self._update_running_statistics()
         self.save_for_backward(x, mean, inv_std, weight)
@@ -140,7 +189,8 @@ class BatchNormTrainReference(Function):
         x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
         g_bias = gy.sum(axis=axes)
         g_weight = (gy * x_hat).sum(axis=axes)
-        gx = gy - (g_bias / count).reshape(shape) - x_hat * (g_weight / count).reshape(shape)
+        whole_bias, whole_weight = whole_batch_sums(g_bias, g_weight)  # over the mini-batch's count values
+        gx = gy - (whole_bias / count).reshape(shape) - x_hat * (whole_weight / count).reshape(shape)
         return gx * (weight * inv_std).reshape(shape), g_weight, g_bias
 
 
@@ -229,10 +279,14 @@ class BatchNormTrain(BatchNormTrainReference):
         square_sums = xp.empty(n * x.shape[1], x.dtype)  # (N*C,): one per image and channel
         parallel.chunked(_centered_square_sums_kernel, _rows(y), _rows(x), _per_row(mean, n), square_sums)
         var = _mean_of_sums(_channel_sums(square_sums, n), count)
+        ours = Moments(count, mean, var)
+        moments = whole_batch_moments(ours)  # the other processes' part of the mini-batch too
         if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
-            count, mean, var = join_moments(self.earlier, Moments(count, mean, var))
+            moments = join_moments(self.earlier, moments)
+        if moments is not ours:
+            count, mean, var = moments
             parallel.chunked(_center_kernel, _rows(y), _rows(x), _per_row(mean, n))  # x minus the joined mean
-        self.moments = Moments(count, mean, var)
+        self.moments = moments
         inv_std = 1 / xp.sqrt(var + self.eps)
         self._update_running_statistics()
         self.save_for_backward(x, mean, inv_std, weight)
@@ -252,12 +306,13 @@ class BatchNormTrain(BatchNormTrainReference):
         )
         g_bias = _channel_sums(gy_sums, n)
         g_weight = _channel_sums(gy_x_hat_sums, n)
-        # The statistics span ``count`` values, x's and the earlier constants': each value of x
-        # moves the mean by 1 / count and the variance by 2 (x - mean) / count, so
-        # d x = gamma * inv_std * (gy - sum(gy) / count - x_hat * sum(gy * x_hat) / count)
-        # (with no earlier values, count is x's and the sums divided by it are means).
+        # The statistics span ``count`` values, x's, the other processes' and the earlier
+        # constants': each value of x moves the mean by 1 / count and the variance by
+        # 2 (x - mean) / count, so d x = gamma * inv_std * (gy - sum(gy) / count - x_hat * sum(gy * x_hat) / count),
+        # the sums over the shared mini-batch (with x alone, the sums divided by count are means).
         count = self.moments.count
-        columns = [_per_row(v, n) for v in (g_bias / count, g_weight / count, weight * inv_std)]
+        whole_bias, whole_weight = whole_batch_sums(g_bias, g_weight)
+        columns = [_per_row(v, n) for v in (whole_bias / count, whole_weight / count, weight * inv_std)]
         parallel.chunked(_input_grad_kernel, _rows(gx), _rows(gy), *columns)
         return gx, g_weight, g_bias
 
