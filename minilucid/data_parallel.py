@@ -127,6 +127,13 @@ class BatchExchange:
         """Tell the others that this process stops here (they raise ExchangeAborted)."""
         self._send(self.tag | 0x80)
 
+    def close(self) -> None:
+        """Close this process's ends of the pipes."""
+        for read_end, write_end in self.signals.values():
+            os.close(read_end)
+            os.close(write_end)
+        self.signals = {}
+
     def _others(self) -> list[int]:
         return [other for other in range(self.processes) if other != self.rank]
 
@@ -170,9 +177,8 @@ class ForkedReplicas:
         dtype = dtypes.pop()
         sizes = [p.data.size for p in self.parameters]
         ends = np.cumsum(sizes).tolist()
-        self.slices = [
-            slice(end - size, end) for size, end in zip(sizes, ends, strict=True)
-        ]  # each one's part of a flat array
+        # parameter i is flat[slices[i]] in the shared arrays
+        self.slices = [slice(end - size, end) for size, end in zip(sizes, ends, strict=True)]
         self.shared_parameters = shared_array(sum(sizes), dtype)
         self.shared_gradients = [shared_array(sum(sizes), dtype) for _ in range(count)]
         self.threads = max(1, usable_cores() // (count + 1))
@@ -266,6 +272,9 @@ class ForkedReplicas:
             if process.is_alive():
                 process.terminate()
                 process.join()
+            process.close()  # its sentinel's file descriptor
+        if self.processes:
+            self.exchange.close()
         self.pipes, self.processes = [], []
 
     def __enter__(self) -> ForkedReplicas:

@@ -333,7 +333,7 @@ class Trainer:
                 for share, cut in zip(shares, np.array_split(range(len(part_targets)), processes), strict=True):
                     share.append((part_images[cut[0] : cut[-1] + 1], part_targets[cut[0] : cut[-1] + 1]))
             seeds = lucid.random.generator().integers(2**63 - 1, size=processes - 1).tolist()
-            replicas = [(seed, share, len(targets)) for seed, share in zip(seeds, shares[1:], strict=True)]
+            replicas = [(seed, self.epoch, share, len(targets)) for seed, share in zip(seeds, shares[1:], strict=True)]
             results = self.replicas.run(lambda: self.mini_batches(shares[0], len(targets)), replicas)
             sums = {key: sum(result[key] for result in results) for key in self.loss_terms}
         self.optimizer.step()
@@ -375,10 +375,13 @@ class Trainer:
                 sums[key] += values[key] * weight
         return sums
 
-    def replica_share(self, seed: int, parts: list[tuple[Any, list[np.ndarray]]], batch_size: int) -> dict[str, float]:
-        """What a forked replica runs for its share of an update: ``mini_batches`` in training mode,
-        its random draws (DropBlock's) seeded by the update."""
+    def replica_share(
+        self, seed: int, epoch: int, parts: list[tuple[Any, list[np.ndarray]]], batch_size: int
+    ) -> dict[str, float]:
+        """What a forked replica runs for its share of an update of ``epoch``: ``mini_batches`` in
+        training mode, its random draws (DropBlock's) seeded by the update."""
         lucid.random.seed(seed)
+        self.epoch = epoch  # what an error names
         self.model.train()
         return self.mini_batches(parts, batch_size)
 

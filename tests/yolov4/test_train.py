@@ -178,8 +178,11 @@ def test_each_run_has_its_own_folder_and_the_log_follows_the_checkpoint(tiny_dat
     assert epochs_logged() == [1] and int(lucid.load(tmp_path / "run" / "best.npz")["epoch"]) == 1
 
 
-def test_nan_loss_names_the_term_and_the_checkpoint(tiny_dataset, tmp_path):
-    trainer = Trainer(config(tiny_dataset, tmp_path / "nan", epochs=2), progress=False)
+@pytest.mark.parametrize("processes", [1, 2])
+def test_nan_loss_names_the_term_and_the_checkpoint(processes, tiny_dataset, tmp_path):
+    if processes > 1 and (not hasattr(os, "fork") or usable_cores() < 2):
+        pytest.skip("processes > 1 forks replicas onto a second core")
+    trainer = Trainer(config(tiny_dataset, tmp_path / "nan", epochs=2, processes=processes), progress=False)
     trainer.fit(epochs=1)
     trainer.model.head[0].output.conv.bias.data[...] = np.nan
     with pytest.raises(
