@@ -29,7 +29,9 @@ Random draws stay apart: seed each share yourself where they matter (DropBlock's
 
 BLAS threads: each process gets ``cores // processes`` while ``run`` works (``threadpoolctl``
 sets the BLAS library's count at run time; NumPy has no call for it), so two processes on two
-cores do not fight over four threads. Between runs this process has all of them back.
+cores do not fight over four threads; between runs this process has all of them back.
+minilucid's own element-wise pool (``minilucid.parallel``) is held to the same share until
+``close``.
 
 Needs ``fork`` (Linux, macOS); a replica ends when ``close`` is called, when this process
 exits, or when it finds its parent gone (a killed training run leaves no process behind).
@@ -49,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from minilucid import backend
+from minilucid import backend, parallel
 from minilucid.nn.functional import norm
 
 # How often a waiting replica checks that its parent still lives, in seconds.
@@ -182,6 +184,10 @@ class ForkedReplicas:
         self.shared_parameters = shared_array(sum(sizes), dtype)
         self.shared_gradients = [shared_array(sum(sizes), dtype) for _ in range(count)]
         self.threads = max(1, usable_cores() // (count + 1))
+        # minilucid's element-wise pool (minilucid.parallel) no wider than a process's share of
+        # the cores either, here and (inherited) in the replicas, until close
+        self.pool_threads = parallel.get_num_threads()
+        parallel.set_num_threads(min(self.pool_threads, self.threads))
         self.exchange = BatchExchange(count + 1)
         self.work, self.parent, self.runs = work, os.getpid(), 0  # runs so far; a replica: its current one
         context = multiprocessing.get_context("fork")
@@ -275,6 +281,7 @@ class ForkedReplicas:
             process.close()  # its sentinel's file descriptor
         if self.processes:
             self.exchange.close()
+            parallel.set_num_threads(self.pool_threads)
         self.pipes, self.processes = [], []
 
     def __enter__(self) -> ForkedReplicas:

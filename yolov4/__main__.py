@@ -710,7 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("demo", help="train on the built-in dataset, evaluate, and draw detections")
     p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     add_config_arguments(
-        p, "on top of the demo's settings (yolov4/configs/demo.yaml)", only=("epochs", "device"), shown=DEMO
+        p,
+        "on top of the demo's settings (yolov4/configs/demo.yaml)",
+        only=("epochs", "device", "processes"),
+        shown=DEMO,
     )
     p.set_defaults(run=demo_command)
 

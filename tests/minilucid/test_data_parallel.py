@@ -229,3 +229,15 @@ def test_a_failure_midway_stops_the_others_waiting_and_the_next_run_is_whole(who
     work(images)
     for p, got in zip(model.parameters(), shared, strict=True):
         np.testing.assert_allclose(got, p.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_the_element_wise_pool_is_held_to_a_share_of_the_cores_until_close():
+    previous = lucid.get_num_threads()
+    lucid.set_num_threads(4)
+    try:
+        forked = ForkedReplicas(list(small_model().parameters()), 1, lambda: None)
+        assert lucid.get_num_threads() == forked.threads == max(1, usable_cores() // 2)
+        forked.close()
+        assert lucid.get_num_threads() == 4
+    finally:
+        lucid.set_num_threads(previous)

@@ -195,33 +195,6 @@ def test_augmented_batches_are_reproducible():
     assert x1.shape == (3, 3, 128, 128)
 
 
-def test_iterating_draws_ahead_in_a_thread_and_gives_the_same_batches():
-    """``for images, boxes in loader`` draws the next batch in a background thread while the
-    caller works on this one; the batches are those ``batch(epoch, index)`` gives."""
-    import threading
-
-    threads = set()
-
-    class Dataset:
-        def __len__(self):
-            return 7
-
-        def __getitem__(self, i):
-            threads.add(threading.current_thread().name)
-            return scene([RECTS_A[i % 4]], first_colour=i % 4)
-
-    config = augment.AugmentConfig(mosaic=0.5, flip=0.5)
-    loader = DetectionLoader(Dataset(), batch_size=3, input_size=64, augment=config, seed=5)
-    loader.set_epoch(2)
-    iterated = list(loader)
-    assert len(iterated) == 3 and any(name.startswith("loader") for name in threads)
-    for index, (images, boxes) in enumerate(iterated):
-        expected_images, expected_boxes = loader.batch(2, index)
-        np.testing.assert_array_equal(images.numpy(), expected_images.numpy())
-        for got, want in zip(boxes, expected_boxes, strict=True):
-            np.testing.assert_array_equal(got, want)
-
-
 def test_multiscale_sizes_change_every_n_batches():
     class Dataset:
         def __len__(self):

@@ -63,11 +63,12 @@ def test_every_field_is_an_option_whose_help_shows_its_default(command):
         assert value == expected, f"--{f.name} shows {shown.group(1)}, the default is {expected!r}"
 
 
-def test_the_demo_takes_its_epochs_and_device_as_training_settings():
+def test_the_demo_takes_its_epochs_device_and_processes_as_training_settings():
     actions, _ = setting_actions("demo")
-    assert set(actions) == {"epochs", "device"}
+    assert set(actions) == {"epochs", "device", "processes"}
     assert all(a.default is None for a in actions.values())
     assert "(default: 18)" in actions["epochs"].help and "(default: cpu)" in actions["device"].help
+    assert "(default: 1)" in actions["processes"].help
 
 
 def test_no_training_default_is_typed_in_the_command_line_module():

@@ -19,7 +19,6 @@ an epoch's batches are again rebuilt from two numbers.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -39,9 +38,10 @@ def dynamic_batch_size(batch_size: int, input_size: int, side: int) -> int:
     return max(1, round(batch_size * input_size * input_size / (side * side)))
 
 
-def collate(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Stack equally sized images into one float32 array; keep boxes as a list (what get_loss takes)."""
-    return np.stack([image for image, _ in samples]).astype(np.float32), [boxes for _, boxes in samples]
+def collate(samples: list[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> tuple[lucid.Tensor, list[np.ndarray]]:
+    """Stack equally sized images into a Tensor; keep boxes as a list (what get_loss takes)."""
+    images = np.stack([image for image, _ in samples]).astype(np.float32)
+    return lucid.Tensor(images, device=device), [boxes for _, boxes in samples]
 
 
 class DetectionLoader(DataLoader):
@@ -124,11 +124,6 @@ class DetectionLoader(DataLoader):
 
     def batch(self, epoch: int, index: int) -> tuple[lucid.Tensor, list[np.ndarray]]:
         """Batch ``index`` of ``epoch`` (the same every time it is asked for)."""
-        images, boxes = self.host_batch(epoch, index)
-        return lucid.Tensor(images, device=self.device), boxes
-
-    def host_batch(self, epoch: int, index: int) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``batch`` before it moves to the device: the images as one NumPy array."""
         n = len(self.dataset)
         if self.dynamic_batch:
             start, count, side = self.plan(epoch)[index]
@@ -143,23 +138,14 @@ class DetectionLoader(DataLoader):
         else:
             load = self.dataset.__getitem__
             samples = [augment_sample(load, int(i), input_size, rng, self.augment, n) for i in picks]
-        return collate(samples)
+        return collate(samples, self.device)
 
     def __len__(self) -> int:
         """Batches in the epoch the next iteration draws (``set_epoch``)."""
         return self.batches(self.epoch)
 
     def __iter__(self) -> Iterator[tuple[lucid.Tensor, list[np.ndarray]]]:
-        """The epoch's batches. While the caller trains on one, a background thread draws the
-        next (decoding, augmenting and letterboxing release Python's lock for most of their
-        time); the batches are the same as ``batch`` gives, each drawn from its own generator."""
         epoch = self.epoch
         self.epoch += 1
-        count = self.batches(epoch)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader") as pool:
-            upcoming = pool.submit(self.host_batch, epoch, 0) if count else None
-            for index in range(count):
-                images, boxes = upcoming.result()
-                if index + 1 < count:
-                    upcoming = pool.submit(self.host_batch, epoch, index + 1)
-                yield lucid.Tensor(images, device=self.device), boxes
+        for index in range(self.batches(epoch)):
+            yield self.batch(epoch, index)
