@@ -31,7 +31,13 @@ if USE_STANDIN:
 
 # The packages' own dependencies (pyproject's `dependencies`), by import name. Without one,
 # most test modules fail to import; say so once instead of once per module.
-RUNTIME_DEPENDENCIES = {"PIL": "pillow", "yaml": "pyyaml", "tqdm": "tqdm", "matplotlib": "matplotlib"}
+RUNTIME_DEPENDENCIES = {
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib",
+    "threadpoolctl": "threadpoolctl",
+}
 
 
 def pytest_configure(config):

@@ -99,7 +99,6 @@ KILLER = textwrap.dedent("""
     import os, sys
     import minilucid.serialization as serialization
     import minilucid as lucid
-from minilucid.data_parallel import usable_cores
     from yolov4.train import Trainer
     from yolov4.train_config import TrainConfig
     mode = sys.argv[2]
@@ -130,9 +129,15 @@ from minilucid.data_parallel import usable_cores
 """)
 
 
-@pytest.mark.parametrize("mode", ["between-steps", "during-write"])
-def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(mode, tiny_dataset, tmp_path):
-    settings = config(tiny_dataset, tmp_path / "run").to_dict()
+@pytest.mark.parametrize(
+    "mode, processes", [("between-steps", 1), ("during-write", 1), ("between-steps", 2)], ids=lambda v: str(v)
+)
+def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(mode, processes, tiny_dataset, tmp_path):
+    """Killed mid-epoch (with processes=2: the parent, its replica left to notice), the run resumes
+    from its last checkpoint to the weights of a run never stopped."""
+    if processes > 1 and (not hasattr(os, "fork") or usable_cores() < 2):
+        pytest.skip("processes > 1 forks replicas onto a second core")
+    settings = config(tiny_dataset, tmp_path / "run", processes=processes).to_dict()
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -146,7 +151,7 @@ def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(mode, tiny_dataset
     resumed.resume(tmp_path / "run" / "last.npz")
     resumed.fit()
     assert not [p for p in os.listdir(tmp_path / "run") if p.endswith(".tmp")]  # a half-written file is cleared
-    straight = Trainer(config(tiny_dataset, tmp_path / "straight"), progress=False)
+    straight = Trainer(config(tiny_dataset, tmp_path / "straight", processes=processes), progress=False)
     straight.fit()
     for key, value in weights_of(straight).items():
         np.testing.assert_array_equal(weights_of(resumed)[key], value, err_msg=key)
