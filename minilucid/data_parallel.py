@@ -146,8 +146,10 @@ class BatchExchange:
     def _wait_for(self, other: int) -> None:
         """Read ``other``'s byte for this run's exchange, skipping bytes of earlier runs."""
         pipe = self.signals[other, self.rank][0]
+        waiting = select.poll()  # poll, not select: select cannot watch a descriptor numbered past 1023
+        waiting.register(pipe, select.POLLIN)
         while True:
-            if not select.select([pipe], [], [], EXCHANGE_TIMEOUT_SECONDS)[0]:
+            if not waiting.poll(EXCHANGE_TIMEOUT_SECONDS * 1000):
                 raise TimeoutError(f"process {other} sharing the mini-batch did not reach the next BatchNorm")
             byte = os.read(pipe, 1)[0]
             if byte == self.tag:
