@@ -158,9 +158,7 @@ class BatchNormTrainReference(Function):
         centered = x - mean.reshape(shape)
         var = (centered * centered).mean(axis=axes)
         ours = Moments(count, mean, var)
-        moments = whole_batch_moments(ours)  # the other processes' part of the mini-batch too
-        if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
-            moments = join_moments(self.earlier, moments)
+        moments = self.normalizing_moments(ours)
         if moments is not ours:
             count, mean, var = moments
             centered = x - mean.reshape(shape)
@@ -169,6 +167,15 @@ class BatchNormTrainReference(Function):
         self._update_running_statistics()
         self.save_for_backward(x, mean, inv_std, weight)
         return centered * (inv_std * weight).reshape(shape) + bias.reshape(shape)
+
+    def normalizing_moments(self, ours: Moments) -> Moments:
+        """The statistics x is normalized with: ``ours`` (x's), joined to the other processes'
+        part of the mini-batch where processes share it, then to the earlier mini-batches'
+        (CmBN); ``ours`` itself where neither applies."""
+        moments = whole_batch_moments(ours)
+        if self.earlier is not None:
+            moments = join_moments(self.earlier, moments)
+        return moments
 
     def _update_running_statistics(self) -> None:
         """running = (1 - momentum) * running + momentum * batch, in place; the variance unbiased if asked."""
@@ -280,9 +287,7 @@ class BatchNormTrain(BatchNormTrainReference):
         parallel.chunked(_centered_square_sums_kernel, _rows(y), _rows(x), _per_row(mean, n), square_sums)
         var = _mean_of_sums(_channel_sums(square_sums, n), count)
         ours = Moments(count, mean, var)
-        moments = whole_batch_moments(ours)  # the other processes' part of the mini-batch too
-        if self.earlier is not None:  # CmBN: x's statistics joined to the earlier mini-batches'
-            moments = join_moments(self.earlier, moments)
+        moments = self.normalizing_moments(ours)
         if moments is not ours:
             count, mean, var = moments
             parallel.chunked(_center_kernel, _rows(y), _rows(x), _per_row(mean, n))  # x minus the joined mean
