@@ -218,9 +218,8 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
         return
     pending: dict[int, Any] = {id(root): grad}  # gradients waiting for their producer
     alive: dict[int, Tensor] = {id(root): root}  # keeps ids in `pending` unambiguous
-    heap = [
-        (-root._creator.generation, -root._creator.sequence, root._creator)
-    ]  # sequences differ: no Function compared
+    # Highest generation first, then the last made; sequences differ, so no Function is compared.
+    heap = [(-root._creator.generation, -root._creator.sequence, root._creator)]
     queued = {id(root._creator)}
     while heap:
         _, _, function = heapq.heappop(heap)
