@@ -62,6 +62,11 @@ EXCHANGE_TIMEOUT_SECONDS = 300.0
 EXCHANGE_SLOT_SIZE = 3 * 4096 + 1
 
 
+def can_fork() -> bool:
+    """Whether this platform can fork a process (Linux, macOS: yes; Windows: no)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity where the OS says, else all)."""
     if hasattr(os, "sched_getaffinity"):
@@ -167,7 +172,7 @@ class ForkedReplicas:
     every update and handing back the gradients of ``parameters`` (module docstring)."""
 
     def __init__(self, parameters: Sequence[Any], count: int, work: Callable[..., Any]) -> None:
-        if "fork" not in multiprocessing.get_all_start_methods():
+        if not can_fork():
             raise RuntimeError("data parallel on CPU cores forks the process, and this platform cannot fork")
         if count < 1:
             raise ValueError(f"ForkedReplicas needs count >= 1 replicas, got {count}")

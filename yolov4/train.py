@@ -47,7 +47,7 @@ import yaml
 
 import minilucid as lucid
 from minilucid import backend
-from minilucid.data_parallel import ForkedReplicas, usable_cores
+from minilucid.data_parallel import ForkedReplicas, can_fork, usable_cores
 from minilucid.optim import lr_scheduler
 from minilucid.serialization import write_text_atomically
 from yolov4.anchors import fit_anchors
@@ -389,11 +389,22 @@ class Trainer:
     def data_parallel(self) -> Iterator[None]:
         """With ``processes`` > 1, forked replicas of this trainer for the time inside (one
         fewer than the processes: this process is one), which ``train_batch`` hands a slice of
-        each mini-batch to. No more processes than the cores this process may use: more would
-        take turns on one core, and wait for each other at every BatchNorm."""
-        processes = min(self.config.processes, usable_cores())
-        if processes < self.config.processes:
-            print(f"processes: {self.config.processes} asked, {processes} CPU cores usable; training in {processes}")
+        each mini-batch to. ``processes`` is an upper bound, lowered (with a printed line) to
+        what the run can use: no more than the cores this process may use (more would take
+        turns on one core, and wait for each other at every BatchNorm), one on a GPU (one
+        device), with CmBN (its statistics run from one mini-batch to the next) and where the
+        OS cannot fork (Windows)."""
+        processes, asked = self.config.processes, self.config.processes
+        if processes > 1 and self.config.device != "cpu":
+            processes, why = 1, "a GPU trains in one process"
+        elif processes > 1 and self.config.cmbn:
+            processes, why = 1, "CmBN carries statistics from one mini-batch to the next, in one process"
+        elif processes > 1 and not can_fork():
+            processes, why = 1, "this platform cannot fork"
+        elif processes > usable_cores():
+            processes, why = usable_cores(), f"{usable_cores()} CPU cores usable"
+        if processes < asked:
+            print(f"processes: {asked} asked, {why}; training in {processes}")
         if processes == 1:
             yield
             return

@@ -162,7 +162,8 @@ class TrainConfig:
     processes: int = setting(
         1,
         "CPU processes that share each mini-batch (forked replicas; BatchNorm's statistics are the whole "
-        "mini-batch's), at most batch / subdivisions: the same update as one process's, sooner",
+        "mini-batch's), at most batch / subdivisions: the same update as one process's, sooner; fewer where the "
+        "machine has fewer cores, one on a GPU, with cmbn and where the OS cannot fork (the run says so)",
     )
     optimizer: str = setting("sgd", "the optimizer", OPTIMIZERS)
     lr: float = setting(0.0013, "learning rate")
@@ -287,13 +288,6 @@ class TrainConfig:
                 "TrainConfig.dynamic_minibatch = True needs multiscale: true: it resizes the batch as the input "
                 "size changes, and without multiscale the size never changes"
             )
-        if self.processes > 1 and (self.device != "cpu" or self.cmbn):
-            why = (
-                "a GPU is one device"
-                if self.device != "cpu"
-                else "CmBN carries statistics from one mini-batch to the next"
-            )
-            raise ValueError(f"TrainConfig.processes = {self.processes} needs 1 here: {why}")
         if self.fresh_lr != 1 and not self.weights:
             raise ValueError(
                 f"TrainConfig.fresh_lr = {self.fresh_lr!r} needs weights: without them every layer is fresh "

@@ -498,12 +498,36 @@ def test_a_run_with_two_processes_trains_and_resumes_with_one(tiny_dataset, tmp_
 
 
 @pytest.mark.parametrize(
+    "settings, fork, said",
+    [
+        ({}, False, "processes: 2 asked, this platform cannot fork; training in 1"),
+        ({"cmbn": True, "subdivisions": 2}, True, "processes: 2 asked, CmBN carries statistics"),
+    ],
+)
+def test_processes_is_an_upper_bound(tiny_dataset, tmp_path, capsys, monkeypatch, settings, fork, said):
+    """A config with processes 2 (the demo's) trains in one process, and says why, where the OS
+    cannot fork (Windows) and with CmBN; the GPU's case is tests/gpu's demo test."""
+    import yolov4.train
+
+    monkeypatch.setattr(yolov4.train, "can_fork", lambda: fork)
+    trainer = Trainer(config(tiny_dataset, tmp_path / "o", processes=2, epochs=1, **settings), progress=False)
+    replicas = []
+
+    def recording(*args):
+        replicas.append(trainer.replicas)
+        return Trainer.mini_batches(trainer, *args)
+
+    monkeypatch.setattr(trainer, "mini_batches", recording)
+    trainer.fit()
+    assert said in capsys.readouterr().out
+    assert replicas and all(r is None for r in replicas)
+
+
+@pytest.mark.parametrize(
     "settings, message",
     [
         (dict(subdivisions=2, processes=3), "1 to the images of a mini-batch"),
         (dict(batch=2, processes=4), "1 to the images of a mini-batch"),
-        (dict(subdivisions=2, processes=2, device="gpu"), "a GPU is one device"),
-        (dict(subdivisions=2, processes=2, cmbn=True), "CmBN"),
     ],
 )
 def test_processes_is_checked(settings, message):
