@@ -25,6 +25,7 @@ from yolov4.train_config import TrainConfig
 # +x must turn its switch on as the base has it.
 BASE = {
     **DEMO,
+    "model": "small",  # three levels: scale_x_y below has a value for each
     "schedule": "cosine",
     "cls_label_smoothing": 0.05,
     "augment": {**DEMO.get("augment", {}), "mosaic": 0.3},

@@ -210,7 +210,8 @@ def test_demo_settings_are_the_measured_ones():
     from yolov4.train_config import TrainConfig
 
     config = TrainConfig(**DEMO)
-    assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("small", 256, 18, 4, 0.004)
+    assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("tiny-small", 352, 14, 4, 0.006)
+    assert config.processes == 2 and config.augment_config().hue == 0
     assert config.model_options == {"iou_normalizer": 1.0}
 
 
@@ -239,7 +240,7 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         main(["train", "--config", str(config_file), "--out", str(tmp_path / "demo")])
     assert made[0] == made[1]
-    assert made[0]["data"] is None and made[0]["epochs"] == 18  # the built-in shapes, as docs/training.md says
+    assert made[0]["data"] is None and made[0]["epochs"] == 14  # the built-in shapes, as docs/training.md says
 
     package = Path(yolov4.__file__).parent
     assert config_file.parent.parent == package and config_file.is_file()

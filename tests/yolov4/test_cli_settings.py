@@ -67,8 +67,8 @@ def test_the_demo_takes_its_epochs_device_and_processes_as_training_settings():
     actions, _ = setting_actions("demo")
     assert set(actions) == {"epochs", "device", "processes"}
     assert all(a.default is None for a in actions.values())
-    assert "(default: 18)" in actions["epochs"].help and "(default: cpu)" in actions["device"].help
-    assert "(default: 1)" in actions["processes"].help
+    assert f"(default: {DEMO['epochs']})" in actions["epochs"].help and "(default: cpu)" in actions["device"].help
+    assert "(default: 2)" in actions["processes"].help  # the demo's own, not the trainer's 1
 
 
 def test_no_training_default_is_typed_in_the_command_line_module():
