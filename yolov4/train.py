@@ -394,7 +394,7 @@ class Trainer:
         turns on one core, and wait for each other at every BatchNorm), one on a GPU (one
         device), with CmBN (its statistics run from one mini-batch to the next) and where the
         OS cannot fork (Windows)."""
-        processes, asked = self.config.processes, self.config.processes
+        asked = processes = self.config.processes
         if processes > 1 and self.config.device != "cpu":
             processes, why = 1, "a GPU trains in one process"
         elif processes > 1 and self.config.cmbn:
