@@ -56,7 +56,7 @@ LABELS = {"released": "released, as before", "finetune": "released + finetune.ya
 
 def starts(weights: str | None, variants: list[str]) -> dict[str, dict]:
     """The runs' starting points by name: their TrainConfig settings on top of ``BASE``."""
-    from yolov4.train_config import FINETUNE
+    from yolov4.training.settings import FINETUNE
 
     named = {"scratch": {}, "released": {"weights": weights, **AS_BEFORE}, "finetune": {"weights": weights, **FINETUNE}}
     for variant in variants:
@@ -75,8 +75,8 @@ def dataset(out: Path) -> Path:
 
 def train_once(data: Path, out: Path, start: str, settings: dict, epochs: int, seed: int) -> dict:
     """One run; its held-out metrics and what it took."""
-    from yolov4.train import Trainer
-    from yolov4.train_config import TrainConfig
+    from yolov4.training.settings import TrainConfig
+    from yolov4.training.trainer import Trainer
 
     run = dict(data=str(data), epochs=epochs, eval_every=epochs, seed=seed, out=str(out / "runs" / start))
     config = TrainConfig(**{**BASE, **settings, **run})

@@ -189,7 +189,7 @@ def main() -> None:
     import torch
     from torch_twin import twin_of
 
-    from yolov4.summary import count_flops
+    from yolov4.darknet.summary import count_flops
 
     torch.set_num_threads(args.threads)
     model = build(args.model)

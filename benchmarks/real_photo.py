@@ -142,7 +142,7 @@ def write_real_photo(root: str | Path, **options) -> RealPhotoTiles:
     """Write ``real_photo_tiles(**options)`` as a YOLO txt dataset under ``root``: ``images/train``,
     ``images/val``, their labels and a ``data.yaml`` naming the class ``nucleus``. Returns the
     tiles; the same options write the same files."""
-    from yolov4.data.formats import write_yolo
+    from yolov4.data.yolo import write_yolo
 
     tiles = real_photo_tiles(**options)
     for split in ("train", "val"):
@@ -160,7 +160,7 @@ def write_roboflow(root: str | Path, tiles: RealPhotoTiles) -> Path:
     each with ``images/`` and ``labels/``, and a ``data.yaml`` at the top naming them as
     Roboflow does (``train: ../train/images``). Returns the data.yaml's path."""
     from minilucid.serialization import write_text_atomically
-    from yolov4.data.formats import write_yolo
+    from yolov4.data.yolo import write_yolo
 
     root = Path(root)
     for split, folder in (("train", "train"), ("val", "valid")):

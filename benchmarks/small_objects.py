@@ -91,7 +91,7 @@ WEIGHTS = Path(os.environ.get("YOLOV4_TINY_WEIGHTS") or Path.home() / ".cache/mi
 def write_datasets(out: Path) -> tuple[Path, Path]:
     """(full-size dataset, its tiles), written under ``out`` on the first call."""
     from yolov4.boxes import labels_to_xywh
-    from yolov4.data.formats import write_yolo
+    from yolov4.data.yolo import write_yolo
     from yolov4.tiles import write_tiles
 
     full, tiles = out / "full", out / f"tiles{TILE}"
@@ -113,9 +113,9 @@ def train_once(data: dict[str, Path], out: Path, step: str, updates: int, seed: 
     """One run of ``step``: ``updates`` updates of the Trainer, then the held-out metrics."""
     from yolov4.data.formats import read_dataset
     from yolov4.data.splits import training_set
-    from yolov4.evaluate import evaluate_model, map_settings
-    from yolov4.train import Trainer
-    from yolov4.train_config import TrainConfig
+    from yolov4.evaluation.evaluate import evaluate_model, map_settings
+    from yolov4.training.settings import TrainConfig
+    from yolov4.training.trainer import Trainer
 
     s = STEPS[step]
     options = {**DEMO["model_options"], **({"obj_balance": s["obj_balance"]} if "obj_balance" in s else {})}

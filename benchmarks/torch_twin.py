@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from yolov4.cfg import Section, structure
+from yolov4.darknet.cfg_format import Section, structure
 
 
 class DarknetTwin(nn.Module):

@@ -71,8 +71,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """8 training and 4 held-out 64x64 scenes of the built-in kind, in YOLO format."""
-    from yolov4.data.formats import write_yolo
     from yolov4.data.shapes import CLASS_NAMES, draw_scene
+    from yolov4.data.yolo import write_yolo
 
     root = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)

@@ -16,9 +16,9 @@ import pytest
 
 from minilucid import nn
 from yolov4 import YOLO_V4Config, tiny_config
-from yolov4.config import VARIANTS
-from yolov4.darknet import RELEASED_WEIGHTS
-from yolov4.train_config import TrainConfig
+from yolov4.darknet.weights import RELEASED_WEIGHTS
+from yolov4.model_config import VARIANTS
+from yolov4.training.settings import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("minilucid", "yolov4")
@@ -271,8 +271,8 @@ def paper_map_ablation_problems(text: str) -> list[str]:
     that ``ablate --rows`` refuses, or that its table writes otherwise (``+mosaic`` is ``+m``), a
     cell that names no row, or a setting in backticks that the row does not change from the
     baseline (on the demo's settings; ``+ga`` with one evolved setting)."""
-    from yolov4.ablation import baseline_settings, parse_switches, row_name, row_settings
     from yolov4.demo import DEMO
+    from yolov4.training.ablation import baseline_settings, parse_switches, row_name, row_settings
 
     baseline = flat_settings(baseline_settings(DEMO))
     problems = []

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("skimage", reason="scikit-image (the dev extra) ships the photograph")
 
 from benchmarks import real_photo  # noqa: E402
-from yolov4.data.formats import read_yolo  # noqa: E402
+from yolov4.data.yolo import read_yolo  # noqa: E402
 
 
 @pytest.fixture(scope="module")

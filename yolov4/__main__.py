@@ -37,8 +37,8 @@ def _model_from_args(args: argparse.Namespace):
     if getattr(args, "names", None) and not (getattr(args, "darknet", None) or released):
         raise ValueError("--names is for a darknet model; a checkpoint (--weights) carries its own class names")
     if getattr(args, "darknet", None) or released:
-        from yolov4.darknet import darknet_file, load_darknet
-        from yolov4.data.formats import read_class_names
+        from yolov4.darknet.weights import darknet_file, load_darknet
+        from yolov4.data.dataset import read_class_names
 
         files = [args.weights] if released else args.darknet
         names = read_class_names(args.names) if getattr(args, "names", None) else None
@@ -53,7 +53,7 @@ def _model_from_args(args: argparse.Namespace):
         return model, names or [str(k) for k in range(classes)]
     if not getattr(args, "weights", None):
         raise ValueError("give --weights CKPT (a training checkpoint) or --darknet CFG WEIGHTS")
-    from yolov4.checkpoint import load_trained
+    from yolov4.training.checkpoint import load_trained
 
     if not Path(args.weights).is_file():
         raise FileNotFoundError(f"no checkpoint at {args.weights}")
@@ -64,8 +64,8 @@ def _model_from_args(args: argparse.Namespace):
 def resumed_config(checkpoint: str, given: dict):
     """The TrainConfig stored in ``checkpoint`` with the ``given`` settings on top, continuing in
     the checkpoint's folder; a one-line ValueError for given settings that cannot change."""
-    from yolov4.checkpoint import RUN_KEYS, WEIGHTS_KEYS, read_checkpoint
-    from yolov4.train_config import TrainConfig, changes_on_resume, stored_config
+    from yolov4.training.checkpoint import RUN_KEYS, WEIGHTS_KEYS, read_checkpoint
+    from yolov4.training.settings import TrainConfig, changes_on_resume, stored_config
 
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
@@ -79,8 +79,8 @@ def resumed_config(checkpoint: str, given: dict):
 
 
 def train_command(args: argparse.Namespace) -> None:
-    from yolov4.train import Trainer
-    from yolov4.train_config import TrainConfig, merge_settings, read_settings
+    from yolov4.training.settings import TrainConfig, merge_settings, read_settings
+    from yolov4.training.trainer import Trainer
 
     given = merge_settings(read_settings(args.config) if args.config else {}, given_settings(args))
     config = resumed_config(args.resume, given) if args.resume else TrainConfig(**given)
@@ -128,7 +128,7 @@ def eval_command(args: argparse.Namespace) -> None:
         for path in (args.gt, args.pred):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"no file at {path}")
-        from yolov4.metrics import coco_metrics_from_files
+        from yolov4.evaluation.metrics import coco_metrics_from_files
 
         metrics = coco_metrics_from_files(args.gt, args.pred)
     else:
@@ -137,7 +137,7 @@ def eval_command(args: argparse.Namespace) -> None:
         if not Path(args.data).exists():
             raise FileNotFoundError(f"no dataset at {args.data}")
         from yolov4.data.formats import has_split, read_dataset
-        from yolov4.evaluate import evaluate_model
+        from yolov4.evaluation.evaluate import evaluate_model
 
         model, names = _model_from_args(args)
         split = args.split or next((s for s in ("val", "test") if has_split(args.data, s)), None)
@@ -183,7 +183,7 @@ def coco_ids(data: str, images: list[str], names: list[str]) -> tuple[list[int],
         raise ValueError(f"predict --data takes a COCO .json (for its image and category ids), not {data}")
     if not Path(data).is_file():
         raise FileNotFoundError(f"no COCO file at {data}")
-    from yolov4.data.formats import coco_content
+    from yolov4.data.coco import coco_content
 
     content = coco_content(data)
     by_name = {str(c["name"]): c["id"] for c in content["categories"]}
@@ -229,10 +229,10 @@ def image_files(arguments: list[str]) -> list[str]:
 def predict_command(args: argparse.Namespace) -> None:
     from yolov4.boxes import NMSSettings
     from yolov4.data.images import read_image
-    from yolov4.draw import draw_detections
+    from yolov4.evaluation.draw import draw_detections
     from yolov4.inference import detect_images
-    from yolov4.runs import run_folder
     from yolov4.tiles import detect_tiled
+    from yolov4.training.runs import run_folder
 
     settings = NMSSettings(args.conf, args.iou)  # --conf 1 refused before any work
     images = image_files(args.images)
@@ -308,7 +308,7 @@ def tile_command(args: argparse.Namespace) -> None:
 
 
 def export_command(args: argparse.Namespace) -> None:
-    from yolov4.darknet import save_darknet
+    from yolov4.darknet.weights import save_darknet
 
     cfg, weights = (check_writable(path) for path in args.darknet_out)
     if cfg.resolve() == weights.resolve():
@@ -325,8 +325,8 @@ def export_command(args: argparse.Namespace) -> None:
 
 
 def summary_command(args: argparse.Namespace) -> None:
+    from yolov4.darknet.summary import summary
     from yolov4.model import build_model
-    from yolov4.summary import summary
 
     print(summary(build_model(args.model, args.classes), args.img))
 
@@ -341,7 +341,7 @@ def base_settings(args: argparse.Namespace) -> tuple[dict, str]:
     """(the settings ablate and evolve start from, a line saying what they are): the demo's
     (yolov4/configs/demo.yaml, read now) or --config's, with the training settings given on top."""
     from yolov4.demo import DEMO, DEMO_CONFIG
-    from yolov4.train_config import merge_settings, read_settings
+    from yolov4.training.settings import merge_settings, read_settings
 
     settings = read_settings(args.config) if args.config else dict(DEMO)
     given = given_settings(args)
@@ -358,7 +358,7 @@ def base_settings(args: argparse.Namespace) -> tuple[dict, str]:
 def search_folder(args: argparse.Namespace, marker: str) -> Path:
     """Where ablate or evolve writes: --resume FOLDER (an earlier run's folder, holding
     ``marker``), else --out, numbered where it exists unless --exist-ok."""
-    from yolov4.runs import run_folder
+    from yolov4.training.runs import run_folder
 
     if args.resume:
         folder = Path(args.resume)
@@ -371,7 +371,7 @@ def search_folder(args: argparse.Namespace, marker: str) -> Path:
 
 
 def ablate_command(args: argparse.Namespace) -> None:
-    from yolov4.ablation import ablate, file_rows, ga_settings, named_rows
+    from yolov4.training.ablation import ablate, file_rows, ga_settings, named_rows
 
     base, said = base_settings(args)
     ga = ga_settings(args.ga) if args.ga else None
@@ -391,7 +391,7 @@ def ablate_command(args: argparse.Namespace) -> None:
 
 
 def evolve_command(args: argparse.Namespace) -> None:
-    from yolov4.evolve import evolve, parse_keys
+    from yolov4.training.evolve import evolve, parse_keys
 
     base, said = base_settings(args)
     keys = parse_keys(args.keys, base)
@@ -403,7 +403,7 @@ def evolve_command(args: argparse.Namespace) -> None:
 
 
 def partial_command(args: argparse.Namespace) -> None:
-    from yolov4.darknet import partial
+    from yolov4.darknet.weights import partial
 
     check_not_inputs([check_writable(args.out)], [args.cfg, args.weights])
     written = partial(args.cfg, args.weights, args.out, args.layers)
@@ -413,7 +413,7 @@ def partial_command(args: argparse.Namespace) -> None:
 def augment_gallery_command(args: argparse.Namespace) -> None:
     from yolov4.data.gallery import augment_gallery
     from yolov4.data.splits import training_set
-    from yolov4.draw import image_format
+    from yolov4.evaluation.draw import image_format
 
     image_format(check_writable(args.out))
     check_not_inputs([args.out], [args.data])
@@ -507,7 +507,7 @@ def add_config_arguments(
     option not given is None, so that --config's value or the default stands (``given_settings``)."""
     from dataclasses import fields
 
-    from yolov4.train_config import TrainConfig, field_types, value_kinds
+    from yolov4.training.settings import TrainConfig, field_types, value_kinds
 
     group = parser.add_argument_group("training settings", description)
     chosen = [f for f in fields(TrainConfig) if f.name not in exclude and (only is None or f.name in only)]
@@ -537,7 +537,7 @@ def add_config_arguments(
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line (``add_config_arguments``' options), as
     TrainConfig takes them: --augment's and --model-options' KEY=VALUE pairs as mappings."""
-    from yolov4.train_config import TrainConfig, field_types
+    from yolov4.training.settings import TrainConfig, field_types
 
     given = {name: getattr(args, name) for name in args.config_fields if getattr(args, name) is not None}
     return {k: dict(v) if field_types(TrainConfig)[k] is dict else v for k, v in given.items()}
@@ -787,7 +787,7 @@ def report(error: Exception) -> int:
     input (a check's ValueError, a file the system refused, no GPU, a training run that
     diverged), the traceback and a request to report it for anything else: a bug in yolov4."""
     from minilucid.backend import DeviceUnavailableError
-    from yolov4.train import TrainingError
+    from yolov4.training.trainer import TrainingError
 
     if isinstance(error, OSError) and error.filename is not None:
         print(f"yolov4: error: {error.filename}: {error.strerror or error}", file=sys.stderr)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from yolov4.boxes import size_iou
-from yolov4.config import zoo_config
 from yolov4.data.images import image_size
+from yolov4.model_config import zoo_config
 
 
 def kmeans_anchors(sizes: np.ndarray, k: int = 9, seed: int = 0, iterations: int = 300) -> tuple[np.ndarray, float]:

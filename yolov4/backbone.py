@@ -15,9 +15,9 @@ from __future__ import annotations
 import minilucid as lucid
 from minilucid import nn
 from minilucid.nn import functional as F
-from yolov4.cfg import DarknetGraph
-from yolov4.config import YOLO_V4Config
+from yolov4.darknet.cfg_format import DarknetGraph
 from yolov4.layers import ConvUnit
+from yolov4.model_config import YOLO_V4Config
 
 STAGE_WIDTHS = (64, 128, 256, 512, 1024)
 STAGE_BLOCKS = (1, 2, 8, 8, 4)

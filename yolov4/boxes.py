@@ -28,7 +28,7 @@ import numpy as np
 
 import minilucid as lucid
 from minilucid.backend import as_numpy, get_array_module
-from yolov4.config import NMS_KINDS
+from yolov4.model_config import NMS_KINDS
 
 KINDS = ("iou", "giou", "diou", "ciou")
 EPS = 1e-9  # keeps empty and zero-area boxes finite

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from minilucid.serialization import write_text_atomically
 from yolov4.data.shapes import shapes_dataset
-from yolov4.draw import draw_detections, save_grid
-from yolov4.evaluate import evaluate_model
+from yolov4.evaluation.draw import draw_detections, save_grid
+from yolov4.evaluation.evaluate import evaluate_model
 from yolov4.inference import detect_images
-from yolov4.train import Trainer
-from yolov4.train_config import TrainConfig, read_settings
+from yolov4.training.settings import TrainConfig, read_settings
+from yolov4.training.trainer import Trainer
 
 # The demo's settings live in a config file inside the package, so that
 # ``python -m yolov4 train --config <DEMO_CONFIG>`` is the demo's run; why each was chosen is

@@ -19,8 +19,8 @@ import numpy as np
 import minilucid as lucid
 from minilucid.backend import as_numpy, get_array_module
 from yolov4.boxes import VIEWING, NMSSettings
-from yolov4.config import YOLO_V4Config
 from yolov4.decode import decode_level
+from yolov4.model_config import YOLO_V4Config
 from yolov4.sync_free import best_per_group
 
 MAX_CANDIDATES = 30_000  # the best scores kept per image before NMS: bounds its cost on a noisy map

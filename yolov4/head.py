@@ -16,7 +16,7 @@ import math
 
 import minilucid as lucid
 from minilucid import nn
-from yolov4.cfg import DarknetGraph
+from yolov4.darknet.cfg_format import DarknetGraph
 from yolov4.layers import ConvUnit
 
 OBJECT_PRIOR = 0.01

@@ -29,8 +29,8 @@ import minilucid as lucid
 from minilucid import backend
 from minilucid.nn import functional as F
 from yolov4.boxes import iou
-from yolov4.config import YOLO_V4Config
 from yolov4.decode import cached_anchors, cached_grid, cell_offset, decode_boxes, split_anchors
+from yolov4.model_config import YOLO_V4Config
 from yolov4.sync_free import first_true, read_together
 from yolov4.targets import decode_targets, slot_boxes
 

@@ -15,12 +15,12 @@ import minilucid as lucid
 from minilucid import backend, nn
 from yolov4.backbone import CSPDarknet53, CSPDarknet53Tiny
 from yolov4.boxes import VIEWING, NMSSettings
-from yolov4.cfg import DarknetGraph
-from yolov4.config import YOLO_V4Config, tiny_config, zoo_config
+from yolov4.darknet.cfg_format import DarknetGraph
 from yolov4.detect import detect
 from yolov4.head import YOLOHead
 from yolov4.layers import ConvUnit
 from yolov4.loss import LossTerms, PackedTargets, pack_targets, padded_truths, yolo_loss
+from yolov4.model_config import YOLO_V4Config, tiny_config, zoo_config
 from yolov4.neck import TinyNeck, YOLOv4Neck
 from yolov4.regularize import use_cross_minibatch_norm
 from yolov4.targets import encode_targets, truth_boxes

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import minilucid as lucid
 from minilucid import nn
 from minilucid.nn import functional as F
-from yolov4.cfg import DarknetGraph
+from yolov4.darknet.cfg_format import DarknetGraph
 from yolov4.layers import ConvUnit
 
 SPP_POOLS = (5, 9, 13)

@@ -22,7 +22,7 @@ import numpy as np
 from minilucid.backend import as_numpy, get_array_module
 from minilucid.tensor import Tensor
 from yolov4.boxes import size_iou, xywh_to_xyxy
-from yolov4.config import YOLO_V4Config
+from yolov4.model_config import YOLO_V4Config
 
 EDGE_TOLERANCE = 1.0  # pixels a box may stick out of the image (rounding of labels)
 

@@ -41,9 +41,11 @@ from typing import Any
 import numpy as np
 
 from yolov4.boxes import MIN_SIZE, VIEWING, NMSSettings, labels_to_xywh, labels_to_xyxy
-from yolov4.data.formats import DetectionDataset, has_split, read_dataset, write_yolo
+from yolov4.data.dataset import DetectionDataset
+from yolov4.data.formats import has_split, read_dataset
 from yolov4.data.images import as_image, read_image
 from yolov4.data.splits import read_splits
+from yolov4.data.yolo import write_yolo
 from yolov4.inference import detect_images
 from yolov4.letterbox import FILL
 

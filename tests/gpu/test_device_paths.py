@@ -18,11 +18,11 @@ import minilucid as lucid
 from minilucid import backend
 from tests.gpu import standin
 from yolov4.__main__ import main
-from yolov4.checkpoint import load_trained
-from yolov4.darknet import load_darknet, save_darknet
+from yolov4.darknet.weights import load_darknet, save_darknet
 from yolov4.model import build_model
-from yolov4.train import Trainer
-from yolov4.train_config import TrainConfig
+from yolov4.training.checkpoint import load_trained
+from yolov4.training.settings import TrainConfig
+from yolov4.training.trainer import Trainer
 
 pytestmark = pytest.mark.gpu
 
@@ -245,13 +245,13 @@ def test_the_cli_trains_evaluates_and_predicts_on_the_gpu(tiny_dataset, tmp_path
 def test_the_demo_runs_on_the_gpu(tmp_path, monkeypatch, capsys):
     """The demo command end to end, on a smaller shapes set at 64 px to fit the test budget."""
     import yolov4.demo
-    import yolov4.train
+    import yolov4.training.trainer
     from yolov4.data.shapes import shapes_dataset
 
     def small_shapes(split):
         return shapes_dataset(split, root=tmp_path / "shapes", train=8, val=4, size=SIZE)
 
-    monkeypatch.setattr(yolov4.train, "shapes_dataset", small_shapes)
+    monkeypatch.setattr(yolov4.training.trainer, "shapes_dataset", small_shapes)
     monkeypatch.setattr(yolov4.demo, "shapes_dataset", small_shapes)
     monkeypatch.setitem(yolov4.demo.DEMO, "img", SIZE)
     assert main(["demo", "--device", "gpu", "--epochs", "1", "--out", str(tmp_path / "demo")]) == 0

@@ -5,7 +5,8 @@ import json
 import pytest
 import yaml
 
-from yolov4.ablation import (
+from yolov4.demo import DEMO
+from yolov4.training.ablation import (
     DEFAULT_ROWS,
     PAPER_COLUMNS,
     SWITCHES,
@@ -18,8 +19,7 @@ from yolov4.ablation import (
     named_rows,
     verdict,
 )
-from yolov4.demo import DEMO
-from yolov4.train_config import TrainConfig
+from yolov4.training.settings import TrainConfig
 
 # A base that has some freebies on, as a demo might: the baseline must turn them off, and each
 # +x must turn its switch on as the base has it.

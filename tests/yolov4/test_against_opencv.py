@@ -1,6 +1,6 @@
 """Against an independent implementation: OpenCV's darknet reader (test-only).
 
-OpenCV loads darknet's reference cfgs (shipped in yolov4/darknet_cfg/) with random weights
+OpenCV loads darknet's reference cfgs (shipped in yolov4/darknet/files/) with random weights
 written in darknet format; this project loads the same two files; both run on the same
 image, and the decoded outputs agree: boxes [cx, cy, w, h] normalized, objectness, class
 scores times objectness.
@@ -11,7 +11,7 @@ import pytest
 
 import minilucid as lucid
 from tests.yolov4.conftest import randomize
-from yolov4.darknet import darknet_file, load_darknet, weights_bytes
+from yolov4.darknet.weights import darknet_file, load_darknet, weights_bytes
 from yolov4.decode import decode_level
 
 cv2 = pytest.importorskip("cv2")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from yolov4.anchors import best_possible_recall, default_anchors
-from yolov4.checkpoint import load_trained
-from yolov4.data.formats import write_yolo
-from yolov4.train import Trainer
-from yolov4.train_config import TrainConfig
+from yolov4.data.yolo import write_yolo
+from yolov4.training.checkpoint import load_trained
+from yolov4.training.settings import TrainConfig
+from yolov4.training.trainer import Trainer
 
 
 def test_best_possible_recall_counts_boxes_some_anchor_fits_within_four_times():

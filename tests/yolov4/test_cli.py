@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.conftest import REAL_GPU
 from yolov4.__main__ import main
-from yolov4.darknet import load_darknet
+from yolov4.darknet.weights import load_darknet
 from yolov4.data.shapes import CLASS_NAMES
 
 
@@ -102,7 +102,8 @@ def test_train_eval_predict_anchors_export(tiny_dataset, tmp_path, capsys):
         assert picture.size == (64, 64)
 
     gt = tmp_path / "gt.json"
-    from yolov4.data.formats import coco_dict, read_yolo
+    from yolov4.data.coco import coco_dict
+    from yolov4.data.yolo import read_yolo
 
     val = read_yolo(tiny_dataset, "val")
     gt.write_text(json.dumps(coco_dict([(p.name, (64, 64), b) for p, b in val.items], val.class_names)))
@@ -138,8 +139,8 @@ def test_augment_gallery_reads_the_documented_split_layouts(val_folder, tmp_path
     """train/images + val/images (or valid/images), found by their folders or named by
     Roboflow's data.yaml: the gallery shows the training images, as training reads them."""
     from yolov4.data import gallery
-    from yolov4.data.formats import write_yolo
     from yolov4.data.shapes import draw_scene
+    from yolov4.data.yolo import write_yolo
 
     rng = np.random.default_rng(0)
     root = tmp_path / "export"
@@ -173,8 +174,8 @@ def test_errors_are_one_line(argv, message):
 
 
 def test_a_broken_validation_set_is_a_one_line_error(tmp_path):
-    from yolov4.data.formats import write_yolo
     from yolov4.data.shapes import CLASS_NAMES, draw_scene
+    from yolov4.data.yolo import write_yolo
 
     rng = np.random.default_rng(0)
     root = write_yolo([(f"{i}.png", *draw_scene(rng, 64)) for i in range(2)], tmp_path, CLASS_NAMES, "train")
@@ -207,7 +208,7 @@ def test_gpu_without_one_is_a_one_line_error():
 def test_demo_settings_are_the_measured_ones():
     """docs/training.md reports the demo's figures for exactly these settings."""
     from yolov4.demo import DEMO
-    from yolov4.train_config import TrainConfig
+    from yolov4.training.settings import TrainConfig
 
     config = TrainConfig(**DEMO)
     assert (config.model, config.img, config.epochs, config.batch, config.lr) == ("tiny-small", 352, 14, 4, 0.006)
@@ -221,7 +222,7 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     import yolov4.demo
-    import yolov4.train
+    import yolov4.training.trainer
 
     made = []
 
@@ -233,7 +234,7 @@ def test_the_demo_is_its_packaged_config_file(tmp_path, monkeypatch):
         raise Stop
 
     monkeypatch.setattr(yolov4.demo, "Trainer", record)
-    monkeypatch.setattr(yolov4.train, "Trainer", record)
+    monkeypatch.setattr(yolov4.training.trainer, "Trainer", record)
     with pytest.raises(Stop):
         yolov4.demo.run_demo(tmp_path / "demo")
     config_file = yolov4.demo.DEMO_CONFIG
@@ -253,14 +254,14 @@ def test_the_demo_scores_the_ema_weights_when_it_keeps_them(tmp_path, monkeypatc
     """With EMA on, the demo's reported mAP and pictures come from the averaged weights, as the
     trainer's own evaluation and load_trained do."""
     import yolov4.demo
-    import yolov4.train
-    from yolov4.checkpoint import load_trained
+    import yolov4.training.trainer
     from yolov4.data.shapes import shapes_dataset
+    from yolov4.training.checkpoint import load_trained
 
     def small_shapes(split):
         return shapes_dataset(split, root=tmp_path / "shapes", train=8, val=4, size=64)
 
-    monkeypatch.setattr(yolov4.train, "shapes_dataset", small_shapes)
+    monkeypatch.setattr(yolov4.training.trainer, "shapes_dataset", small_shapes)
     monkeypatch.setattr(yolov4.demo, "shapes_dataset", small_shapes)
     for key, value in dict(img=64, ema=0.9, ema_ramp=1, eval_every=1).items():
         monkeypatch.setitem(yolov4.demo.DEMO, key, value)
@@ -324,7 +325,7 @@ def test_anchors_are_split_over_the_chosen_models_levels(tiny_dataset, capsys):
         error = capsys.readouterr().err
         assert error.startswith(f"yolov4: error: {message}") and error.count("\n") == 1
     from yolov4.anchors import dataset_anchors
-    from yolov4.data.formats import read_yolo
+    from yolov4.data.yolo import read_yolo
 
     with pytest.raises(ValueError, match="7 anchors do not split evenly into 2 levels"):
         dataset_anchors(read_yolo(tiny_dataset, "train"), 64, k=7, levels=2)
@@ -382,8 +383,8 @@ def test_out_naming_a_file_is_a_one_line_error(tmp_path):
 @pytest.fixture(scope="module")
 def untrained(tiny_dataset, tmp_path_factory):
     """A checkpoint of a small model for the tiny dataset's classes after one update."""
-    from yolov4.train import Trainer
-    from yolov4.train_config import TrainConfig
+    from yolov4.training.settings import TrainConfig
+    from yolov4.training.trainer import Trainer
 
     out = tmp_path_factory.mktemp("untrained")
     trainer = Trainer(TrainConfig(data=str(tiny_dataset), img=64, batch=4, out=str(out / "run")), progress=False)
@@ -406,7 +407,7 @@ def test_predict_writes_a_new_folder_never_over_an_input(untrained, tiny_dataset
     plain = json.loads((tmp_path / "a2" / "detections.json").read_text())
     assert plain and {d["image_id"] for d in plain} == {1, 2}
 
-    from yolov4.data.formats import coco_dict
+    from yolov4.data.coco import coco_dict
 
     gt = coco_dict([(f"{f}/0.png", (64, 64), np.zeros((0, 5))) for f in ("b", "a")], CLASS_NAMES)
     gt["images"][0]["id"], gt["images"][1]["id"] = 42, 17  # b/0.png is 42, a/0.png is 17
@@ -431,14 +432,16 @@ def relabelled_copy(tiny_dataset, root, names):
 
 
 def test_eval_and_resume_match_classes_by_name(untrained, tiny_dataset, tmp_path, monkeypatch, capsys):
-    import yolov4.evaluate
-    from yolov4.data.formats import read_yolo
-    from yolov4.train import Trainer
-    from yolov4.train_config import TrainConfig
+    import yolov4.evaluation.evaluate
+    from yolov4.data.yolo import read_yolo
+    from yolov4.training.settings import TrainConfig
+    from yolov4.training.trainer import Trainer
 
     reordered = relabelled_copy(tiny_dataset, tmp_path / "reordered", ["triangle", "circle", "square"])
     scored = []
-    monkeypatch.setattr(yolov4.evaluate, "evaluate_model", lambda model, data, *a, **k: scored.append(data) or {})
+    monkeypatch.setattr(
+        yolov4.evaluation.evaluate, "evaluate_model", lambda model, data, *a, **k: scored.append(data) or {}
+    )
     monkeypatch.setattr("yolov4.__main__.print_metrics", lambda metrics: None)
     assert main(["eval", "--data", str(reordered), "--weights", str(untrained), "--img", "64"]) == 0
     original = read_yolo(tiny_dataset, "val")
@@ -487,8 +490,8 @@ def usage_error(argv, capsys) -> str:
 @pytest.fixture(scope="module")
 def darknet_pair(untrained, tmp_path_factory):
     """The untrained checkpoint (3 classes) as a darknet .cfg and .weights pair."""
-    from yolov4.checkpoint import load_trained
-    from yolov4.darknet import save_darknet
+    from yolov4.darknet.weights import save_darknet
+    from yolov4.training.checkpoint import load_trained
 
     folder = tmp_path_factory.mktemp("darknet")
     save_darknet(load_trained(untrained)[0], folder / "m.cfg", folder / "m.weights", 64, 64)
@@ -549,7 +552,7 @@ def test_darknet_names_must_be_as_many_as_the_models_classes(
 
 
 def test_eval_of_a_detections_file_of_another_shape_is_one_line(tmp_path, capsys):
-    from yolov4.data.formats import coco_dict
+    from yolov4.data.coco import coco_dict
 
     gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
     gt.write_text(json.dumps(coco_dict([("0.png", (64, 64), np.array([[0, 32.0, 32.0, 10.0, 10.0]]))], CLASS_NAMES)))
@@ -744,7 +747,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_one_line(untrained, 
     """load_state_dict's KeyError was caught as a user error only by catching every KeyError; a
     setting of a newer version and a missing entry were a TypeError and a KeyError."""
     import minilucid as lucid
-    from yolov4.checkpoint import read_checkpoint
+    from yolov4.training.checkpoint import read_checkpoint
 
     state = read_checkpoint(untrained)
     del state["model"]["head.0.output.conv.weight"]

@@ -12,7 +12,7 @@ import pytest
 import yolov4.__main__ as cli
 from yolov4.__main__ import build_parser, main, shown_default
 from yolov4.demo import DEMO
-from yolov4.train_config import TrainConfig, coerce, field_types
+from yolov4.training.settings import TrainConfig, coerce, field_types
 
 FIELDS = dataclasses.fields(TrainConfig)
 # What each command that takes training settings leaves to options of its own.
@@ -92,7 +92,7 @@ class Stop(BaseException):  # not an Exception: main() does not turn it into an 
 @pytest.fixture
 def trained(monkeypatch):
     """The TrainConfig that ``train`` would train with, instead of training."""
-    import yolov4.train
+    import yolov4.training.trainer
 
     made = []
 
@@ -100,7 +100,7 @@ def trained(monkeypatch):
         made.append(config)
         raise Stop
 
-    monkeypatch.setattr(yolov4.train, "Trainer", record)
+    monkeypatch.setattr(yolov4.training.trainer, "Trainer", record)
 
     def run(argv):
         with pytest.raises(Stop):
@@ -165,8 +165,8 @@ def test_evolves_epochs_are_each_trials_and_the_bases_stay():
 def test_the_model_fields_a_run_sets_are_the_models_own():
     """cls_label_smoothing, drop_block and cmbn are YOLO_V4Config fields that TrainConfig sets for
     the run: their default and type are the model's, and model_options cannot set them too."""
-    from yolov4.config import YOLO_V4Config
-    from yolov4.train_config import MODEL_SETTINGS, SET_BY_TRAIN_CONFIG
+    from yolov4.model_config import YOLO_V4Config
+    from yolov4.training.settings import MODEL_SETTINGS, SET_BY_TRAIN_CONFIG
 
     assert set(MODEL_SETTINGS) == {"cls_label_smoothing", "drop_block", "cmbn"}
     model = {f.name: f for f in dataclasses.fields(YOLO_V4Config)}

@@ -8,8 +8,8 @@ import pytest
 import minilucid as lucid
 from tests.yolov4.conftest import randomize
 from yolov4 import yolo_v4, yolo_v4_tiny
-from yolov4.cfg import Section, parse_cfg, structure
-from yolov4.darknet import cfg_text, darknet_file, load_darknet, partial, save_darknet
+from yolov4.darknet.cfg_format import Section, parse_cfg, structure
+from yolov4.darknet.weights import cfg_text, darknet_file, load_darknet, partial, save_darknet
 
 
 def small():
@@ -46,8 +46,10 @@ def test_darknet_files_ship_as_package_data():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     patterns = re.findall(r'"([^"]+)"', re.search(r"^yolov4 = \[(.*)\]$", pyproject, flags=re.MULTILINE).group(1))
     folder = darknet_file("coco.names").parent
+    package = folder.parents[1]  # yolov4/, which the patterns are relative to
     for file in folder.iterdir():
-        assert any(fnmatch(f"{folder.name}/{file.name}", pattern) for pattern in patterns), file.name
+        relative = file.relative_to(package).as_posix()
+        assert any(fnmatch(relative, pattern) for pattern in patterns), relative
 
 
 def test_round_trip_is_bit_exact(tmp_path):

@@ -5,17 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from yolov4.data.formats import (
-    read_coco,
-    read_dataset,
-    read_voc,
-    read_yolo,
-    write_coco,
-    write_voc,
-    write_yolo,
-)
+from yolov4.data.coco import read_coco, write_coco
+from yolov4.data.formats import read_dataset
 from yolov4.data.images import read_image
 from yolov4.data.shapes import CLASS_NAMES, draw_scene, shapes_dataset
+from yolov4.data.voc import read_voc, write_voc
+from yolov4.data.yolo import read_yolo, write_yolo
 
 NAMES = CLASS_NAMES
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from yolov4.ablation import ga_settings
 from yolov4.demo import DEMO
-from yolov4.evolve import GENES, current_values, evolve, fitness, mutate, parse_keys
-from yolov4.train_config import TrainConfig
+from yolov4.training.ablation import ga_settings
+from yolov4.training.evolve import GENES, current_values, evolve, fitness, mutate, parse_keys
+from yolov4.training.settings import TrainConfig
 
 
 def test_mutation_stays_in_bounds_and_is_seeded():

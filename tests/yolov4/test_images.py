@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 
 import minilucid as lucid
-from yolov4.data.formats import read_dataset, write_yolo
+from yolov4.data.formats import read_dataset
 from yolov4.data.images import EXIF_ORIENTATION, as_image, image_size, read_image
+from yolov4.data.yolo import write_yolo
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (a dev extra) ships the test photographs")
 

@@ -9,7 +9,7 @@ pytest.importorskip("hypothesis", reason="the dev extra installs hypothesis for 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from yolov4.data.formats import parse_yolo_label  # noqa: E402
+from yolov4.data.yolo import parse_yolo_label  # noqa: E402
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from yolov4.metrics import coco_metrics, coco_metrics_from_files, confusion_matrix
+from yolov4.evaluation.metrics import coco_metrics, coco_metrics_from_files, confusion_matrix
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools.coco import COCO  # noqa: E402

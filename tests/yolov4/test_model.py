@@ -4,7 +4,7 @@ import pytest
 import minilucid as lucid
 import yolov4
 from yolov4 import YOLO_V4, YOLO_V4Config, yolo_v4, yolo_v4_tiny
-from yolov4.summary import count_flops, summary
+from yolov4.darknet.summary import count_flops, summary
 
 
 @pytest.fixture(scope="module")

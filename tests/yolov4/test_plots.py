@@ -8,7 +8,7 @@ def test_plots_write_files_and_leave_the_callers_matplotlib_alone(tmp_path):
     import matplotlib
     from PIL import Image
 
-    from yolov4.plots import plot_confusion, plot_history, plot_pr_curves
+    from yolov4.evaluation.plots import plot_confusion, plot_history, plot_pr_curves
 
     previous = matplotlib.get_backend()
     matplotlib.use("svg")
@@ -34,8 +34,8 @@ def test_a_plot_or_picture_that_fails_midway_leaves_the_old_file(tmp_path, monke
     from matplotlib.figure import Figure
     from PIL import Image
 
-    from yolov4.draw import save_grid
-    from yolov4.plots import plot_history
+    from yolov4.evaluation.draw import save_grid
+    from yolov4.evaluation.plots import plot_history
 
     def fail_midway(self, file, **options):
         file.write(b"half a PNG")
@@ -62,7 +62,7 @@ def test_a_plot_or_picture_that_fails_midway_leaves_the_old_file(tmp_path, monke
 
 
 def test_labels_and_detections_are_outlined_in_their_class_colour_where_their_box_is():
-    from yolov4.draw import PALETTE, draw_detections, draw_labels
+    from yolov4.evaluation.draw import PALETTE, draw_detections, draw_labels
 
     black = np.zeros((3, 50, 60), np.float32)
     labelled = np.asarray(draw_labels(black, np.array([[1, 30.0, 30.0, 20.0, 10.0]])))  # x 20..40, y 25..35

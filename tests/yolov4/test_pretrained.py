@@ -10,12 +10,12 @@ import pytest
 import minilucid as lucid
 from tests.yolov4.conftest import randomize
 from yolov4.__main__ import main
-from yolov4.darknet import conv_layers, save_darknet, unit_tensors
+from yolov4.darknet.weights import conv_layers, save_darknet, unit_tensors
 from yolov4.data.shapes import CLASS_NAMES
 from yolov4.model import build_model
-from yolov4.pretrained import load_pretrained
-from yolov4.train import Trainer
-from yolov4.train_config import TrainConfig
+from yolov4.training.pretrained import load_pretrained
+from yolov4.training.settings import TrainConfig
+from yolov4.training.trainer import Trainer
 
 NAMES = ["a", "b", "c"]
 
@@ -272,7 +272,7 @@ def test_the_layers_the_file_left_fresh_learn_at_fresh_lr_times_the_rate_of_the_
 
 
 def test_fine_tuning_takes_finetune_yaml_unless_told_and_a_run_from_scratch_does_not(tmp_path):
-    from yolov4.train_config import FINETUNE, NOT_FINETUNING, stored_config
+    from yolov4.training.settings import FINETUNE, NOT_FINETUNING, stored_config
 
     assert set(FINETUNE) == set(NOT_FINETUNING) == {"burn_in", "fresh_lr"}
     assert FINETUNE["fresh_lr"] > 1 and FINETUNE["burn_in"] < NOT_FINETUNING["burn_in"]
@@ -299,7 +299,7 @@ def test_fine_tuning_takes_finetune_yaml_unless_told_and_a_run_from_scratch_does
 
 
 def test_train_weights_on_the_command_line_fine_tunes_with_finetune_yaml(tiny_dataset, tmp_path):
-    from yolov4.train_config import FINETUNE
+    from yolov4.training.settings import FINETUNE
 
     save_darknet(source(2, seed=4), tmp_path / "m.cfg", tmp_path / "m.weights")
     common = ["train", "--data", str(tiny_dataset), "--model", "small", "--img", "64", "--epochs", "1", "--quiet"]

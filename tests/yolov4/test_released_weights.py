@@ -14,7 +14,7 @@ from PIL import Image
 
 import minilucid as lucid
 from yolov4.boxes import NMSSettings
-from yolov4.darknet import darknet_file, load_darknet, read_darknet_arrays, save_darknet
+from yolov4.darknet.weights import darknet_file, load_darknet, read_darknet_arrays, save_darknet
 from yolov4.decode import decode_level
 from yolov4.inference import detect_images
 
@@ -150,7 +150,7 @@ def test_a_uint8_photo_is_no_longer_garbage_and_a_float_0_255_one_is_refused(rel
 
 def test_fine_tuning_loads_every_layer_but_the_heads_of_a_three_class_model(released_tiny_weights):
     from yolov4.model import yolo_v4_tiny
-    from yolov4.pretrained import load_pretrained
+    from yolov4.training.pretrained import load_pretrained
 
     model = yolo_v4_tiny(num_classes=3)
     line = load_pretrained(model, released_tiny_weights, ["a", "b", "c"])

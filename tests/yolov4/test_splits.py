@@ -6,11 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from yolov4.data.formats import read_dataset, write_coco, write_voc, write_yolo
+from yolov4.data.coco import write_coco
+from yolov4.data.formats import read_dataset
 from yolov4.data.shapes import CLASS_NAMES, draw_scene
 from yolov4.data.splits import read_splits
-from yolov4.train import Trainer
-from yolov4.train_config import TrainConfig
+from yolov4.data.voc import write_voc
+from yolov4.data.yolo import write_yolo
+from yolov4.training.settings import TrainConfig
+from yolov4.training.trainer import Trainer
 
 NAMES = CLASS_NAMES
 

@@ -16,8 +16,10 @@ import pytest
 
 from yolov4.__main__ import main
 from yolov4.boxes import labels_to_xyxy, pairwise_iou
-from yolov4.data.formats import read_dataset, write_coco, write_yolo
-from yolov4.evaluate import evaluate_model
+from yolov4.data.coco import write_coco
+from yolov4.data.formats import read_dataset
+from yolov4.data.yolo import write_yolo
+from yolov4.evaluation.evaluate import evaluate_model
 from yolov4.inference import detect_images
 from yolov4.tiles import detect_tiled, tile_labels, tile_origins, tile_windows
 

@@ -14,10 +14,10 @@ import yaml
 import minilucid as lucid
 from minilucid.data_parallel import usable_cores
 from yolov4.anchors import kmeans_anchors
-from yolov4.checkpoint import load_trained
 from yolov4.data.shapes import CLASS_NAMES
-from yolov4.train import Trainer, TrainingError
-from yolov4.train_config import TrainConfig
+from yolov4.training.checkpoint import load_trained
+from yolov4.training.settings import TrainConfig
+from yolov4.training.trainer import Trainer, TrainingError
 
 TRAINING_PAGE = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
 
@@ -99,8 +99,8 @@ KILLER = textwrap.dedent("""
     import os, sys
     import minilucid.serialization as serialization
     import minilucid as lucid
-    from yolov4.train import Trainer
-    from yolov4.train_config import TrainConfig
+    from yolov4.training.trainer import Trainer
+    from yolov4.training.settings import TrainConfig
     mode = sys.argv[2]
     if mode == "during-write":
         original = serialization.write_atomically
@@ -292,11 +292,11 @@ def test_evaluation_settings_are_checked(setting, message):
 def test_a_training_set_without_images_is_refused_before_the_model_is_built(tmp_path, monkeypatch):
     """Whatever reader let it through: an empty training set trained on nothing, exited 0 and
     wrote last.npz and best.npz with loss 0.0."""
-    import yolov4.train
-    from yolov4.data.formats import DetectionDataset
+    import yolov4.training.trainer
+    from yolov4.data.dataset import DetectionDataset
 
     empty = DetectionDataset([], ["a"], "nowhere")
-    monkeypatch.setattr(yolov4.train, "read_splits", lambda *args: (empty, empty))
+    monkeypatch.setattr(yolov4.training.trainer, "read_splits", lambda *args: (empty, empty))
     with pytest.raises(ValueError, match="the training set has no images: 0 images from nowhere"):
         Trainer(TrainConfig(data=str(tmp_path), out=str(tmp_path / "run")), progress=False)
     assert not (tmp_path / "run").exists()
@@ -304,7 +304,7 @@ def test_a_training_set_without_images_is_refused_before_the_model_is_built(tmp_
 
 def test_a_checkpoint_from_before_the_rename_keeps_its_label_smoothing():
     """Checkpoints written when TrainConfig called cls_label_smoothing label_smoothing still resume."""
-    from yolov4.train_config import stored_config
+    from yolov4.training.settings import stored_config
 
     settings = TrainConfig().to_dict()
     del settings["cls_label_smoothing"]
@@ -342,7 +342,7 @@ def test_the_ema_ramp_is_a_setting(tiny_dataset, tmp_path):
     """decay * (1 - exp(-updates / ema_ramp)): a short run can ramp up within its length."""
     import math
 
-    from yolov4.ema import EMA
+    from yolov4.training.ema import EMA
 
     conv = lucid.nn.Conv2d(2, 3, 1)
     ema = EMA(conv, 0.9, ramp=10)
@@ -358,7 +358,7 @@ def test_the_ema_ramp_is_a_setting(tiny_dataset, tmp_path):
 
 
 def test_pace_estimates_the_rest_of_the_run_from_the_timed_updates():
-    from yolov4.train import Pace
+    from yolov4.training.trainer import Pace
 
     now = [0.0]
     pace = Pace(images_to_train=1000, skip=2, timed=4, clock=lambda: now[0])
@@ -507,9 +507,9 @@ def test_a_run_with_two_processes_trains_and_resumes_with_one(tiny_dataset, tmp_
 def test_processes_is_an_upper_bound(tiny_dataset, tmp_path, capsys, monkeypatch, settings, fork, said):
     """A config with processes 2 (the demo's) trains in one process, and says why, where the OS
     cannot fork (Windows) and with CmBN; the GPU's case is tests/gpu's demo test."""
-    import yolov4.train
+    import yolov4.training.trainer
 
-    monkeypatch.setattr(yolov4.train, "can_fork", lambda: fork)
+    monkeypatch.setattr(yolov4.training.trainer, "can_fork", lambda: fork)
     trainer = Trainer(config(tiny_dataset, tmp_path / "o", processes=2, epochs=1, **settings), progress=False)
     replicas = []
 

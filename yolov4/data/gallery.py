@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from yolov4.data import augment
-from yolov4.draw import draw_labels, image_format, save_picture
+from yolov4.evaluation.draw import draw_labels, image_format, save_picture
 from yolov4.letterbox import letterbox
 
 

@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from yolov4.boxes import intersection, xyxy_to_xywh
-from yolov4.data.formats import DetectionDataset, read_yolo, write_yolo
+from yolov4.data.dataset import DetectionDataset
+from yolov4.data.yolo import read_yolo, write_yolo
 
 CLASS_NAMES = ["circle", "square", "triangle"]
 VERSION = 1  # bump when the generator changes, so old caches are not reused

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from yolov4.data.formats import DetectionDataset, has_split, read_dataset
+from yolov4.data.dataset import DetectionDataset
+from yolov4.data.formats import has_split, read_dataset
 
 TRAIN_SPLITS = ("train", "trainval")  # in order of preference
 VAL_SPLITS = ("val", "test")
@@ -23,6 +24,7 @@ HOLD_OUT_SEED = 0
 
 
 def count(n: int) -> str:
+    """ "1 image" or "n images"."""
     return f"{n} image" if n == 1 else f"{n} images"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from yolov4.cfg import structure
+from yolov4.darknet.cfg_format import structure
 from yolov4.model import YOLO_V4
 
 

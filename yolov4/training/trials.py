@@ -16,8 +16,8 @@ from typing import Any
 
 from minilucid.serialization import write_text_atomically
 from yolov4.files import read_json
-from yolov4.train import Trainer
-from yolov4.train_config import TrainConfig
+from yolov4.training.settings import TrainConfig
+from yolov4.training.trainer import Trainer
 
 # What a trial reports: COCO mAP@[.5:.95], mAP@0.5 and mAP@0.75 on the held-out split.
 METRICS = ("map", "map50", "map75")

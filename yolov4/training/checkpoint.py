@@ -2,7 +2,7 @@
 
 The trainer writes one after every epoch (``Trainer.checkpoint`` lists what it holds: the
 trained and the averaged weights, optimizer, scheduler, random state, both configs, class
-names and history). Inference (``load_trained``), fine-tuning (``yolov4.pretrained``) and
+names and history). Inference (``load_trained``), fine-tuning (``yolov4.training.pretrained``) and
 resuming read it here.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import fields
 from typing import Any
 
 import minilucid as lucid
-from yolov4.config import YOLO_V4Config
 from yolov4.model import YOLO_V4
+from yolov4.model_config import YOLO_V4Config
 
 WEIGHTS_KEYS = ("model", "model_config", "class_names")  # what every reader of a checkpoint needs
 RUN_KEYS = ("train_config", "optimizer", "scheduler", "epoch", "random", "history")  # and a resumed run

@@ -31,10 +31,10 @@ import numpy as np
 import yaml
 
 from minilucid.serialization import write_text_atomically
-from yolov4.config import zoo_config
 from yolov4.files import read_json, read_text
-from yolov4.train_config import TrainConfig, merge_settings
-from yolov4.trials import plain, resolved, time_left, train_and_score, write_json
+from yolov4.model_config import zoo_config
+from yolov4.training.settings import TrainConfig, merge_settings
+from yolov4.training.trials import plain, resolved, time_left, train_and_score, write_json
 
 
 @dataclass(frozen=True)

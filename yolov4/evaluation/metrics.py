@@ -1,5 +1,5 @@
 """Detection metrics, detections against ground truth: COCO's mAP (as pycocotools computes
-it), Pascal VOC's AP@0.5 and a confusion matrix. No model here: ``yolov4.evaluate`` runs one.
+it), Pascal VOC's AP@0.5 and a confusion matrix. No model here: ``yolov4.evaluation.evaluate`` runs one.
 
 COCO, per image and class: detections sorted by score (best 100 kept) are matched greedily
 to ground truths at each IoU threshold 0.50, 0.55, ..., 0.95; ground truths outside an area
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from yolov4.boxes import intersection, pairwise_iou
-from yolov4.data.formats import coco_bbox, coco_content
+from yolov4.data.coco import coco_bbox, coco_content
 from yolov4.files import read_json
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from minilucid.serialization import write_text_atomically
-from yolov4.config import YOLO_V4Config, zoo_config
-from yolov4.evolve import GENES
+from yolov4.evaluation.plots import plot_ablation
 from yolov4.files import read_json, read_yaml
-from yolov4.plots import plot_ablation
-from yolov4.train_config import TrainConfig, merge_settings, read_settings, unknown_keys
-from yolov4.trials import METRICS, plain, read_result, resolved, time_left, train_and_score, write_json
+from yolov4.model_config import YOLO_V4Config, zoo_config
+from yolov4.training.evolve import GENES
+from yolov4.training.settings import TrainConfig, merge_settings, read_settings, unknown_keys
+from yolov4.training.trials import METRICS, plain, read_result, resolved, time_left, train_and_score, write_json
 
 # ----------------------------------------------------------------------------- the switches
 

@@ -89,7 +89,7 @@ def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path) -> Pa
 
 
 def plot_ablation(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """AP, AP50 and AP75 per row of an ablation table (``yolov4.ablation``): bars at the mean
+    """AP, AP50 and AP75 per row of an ablation table (``yolov4.training.ablation``): bars at the mean
     over seeds, error bars from the min to the max; rows not run yet are left empty."""
     keys = (("map", "AP"), ("map50", "AP50"), ("map75", "AP75"))
     figure = _figure(figsize=(max(6.0, 0.75 * len(rows) + 2), 4))

@@ -14,9 +14,9 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from yolov4.anchors import AUTOANCHOR_MODES
-from yolov4.config import MODELS, Check, YOLO_V4Config, check_settings
 from yolov4.data.augment import AugmentConfig
 from yolov4.files import read_json, read_yaml
+from yolov4.model_config import MODELS, Check, YOLO_V4Config, check_settings
 
 # What a value of each kind of field must be, as the one-line error says it.
 EXPECTED = {
@@ -330,7 +330,7 @@ SET_BY_TRAIN_CONFIG = {
 
 # What a run with ``weights`` (``train --weights``) does where it is not told otherwise: the
 # settings of configs/finetune.yaml, where the measurement behind each is written.
-FINETUNE_CONFIG = Path(__file__).parent / "configs" / "finetune.yaml"
+FINETUNE_CONFIG = Path(__file__).parents[1] / "configs" / "finetune.yaml"
 FINETUNE = read_settings(FINETUNE_CONFIG)
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from yolov4.boxes import NMSSettings, xywh_to_xyxy
+from yolov4.evaluation.metrics import coco_metrics, confusion_matrix
+from yolov4.evaluation.plots import plot_confusion, plot_pr_curves
 from yolov4.inference import detect_images
-from yolov4.metrics import coco_metrics, confusion_matrix
-from yolov4.plots import plot_confusion, plot_pr_curves
 from yolov4.tiles import detect_tiled
 
 MAP_CONF_THRESH = 0.005  # darknet's threshold when measuring mAP
@@ -33,7 +33,7 @@ def detect_dataset(
     tile: int | None = None,
     overlap: float = 0.2,
 ) -> tuple[list[dict], list[dict]]:
-    """(ground truth, detections) per image, as ``yolov4.metrics`` takes them, in each original
+    """(ground truth, detections) per image, as ``yolov4.evaluation.metrics`` takes them, in each original
     image's pixels; each image letterboxed into the input, or stretched (``letterbox=False``),
     and detected with ``settings`` (None: ``map_settings()``). The dataset is read a batch at a
     time, never held whole. With ``tile`` (pixels), each image is detected sliced: its tiles

@@ -25,11 +25,11 @@ import numpy as np
 
 from minilucid import backend
 from minilucid.serialization import write_atomically, write_text_atomically
-from yolov4.cfg import Section, format_cfg, parse_cfg, structure
-from yolov4.config import BOX_LOSSES, YOLO_V4Config, tiny_config
+from yolov4.darknet.cfg_format import Section, format_cfg, parse_cfg, structure
 from yolov4.model import YOLO_V4
+from yolov4.model_config import BOX_LOSSES, YOLO_V4Config, tiny_config
 
-DARKNET_CFG_FOLDER = Path(__file__).with_name("darknet_cfg")  # files from darknet's cfg/ folder, shipped
+DARKNET_CFG_FOLDER = Path(__file__).with_name("files")  # files from darknet's cfg/ folder, shipped
 HEADER_VERSION = (0, 2, 5)  # major, minor, revision: minor >= 2 means a 64-bit `seen`
 HEADER_NOTE = re.compile(r"#\s*minilucid:\s*width_multiple=([0-9.]+)\s+depth_multiple=([0-9.]+)")
 NET_SETTINGS = {
@@ -284,7 +284,7 @@ def read_darknet_arrays(model: YOLO_V4, path: str | os.PathLike) -> tuple[dict[s
 
 
 def darknet_file(name: str) -> Path:
-    """The path of a file of darknet's that ships with this package (``yolov4/darknet_cfg/``):
+    """The path of a file of darknet's that ships with this package (``yolov4/darknet/files/``):
     ``"yolov4.cfg"``, ``"yolov4-tiny.cfg"`` or ``"coco.names"``, byte for byte as in darknet's
     ``cfg/`` folder. E.g. ``load_darknet(darknet_file("yolov4.cfg"), "yolov4.weights")``."""
     shipped = sorted(p.name for p in DARKNET_CFG_FOLDER.iterdir() if p.name != "README.md")

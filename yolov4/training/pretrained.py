@@ -4,7 +4,7 @@ checkpoints, copied into a model layer by layer where it fits.
 Both kinds of file are first read into one form, a ``Pretrained``: arrays named as the
 model's ``state_dict`` names them, with the file's class names (a checkpoint carries them)
 or only its class count (a darknet file names no classes; its size gives the count, see
-``yolov4.darknet.file_classes``). Then one rule decides each layer, a conv with its
+``yolov4.darknet.weights.file_classes``). Then one rule decides each layer, a conv with its
 BatchNorm: it is loaded when the file has all of its arrays in the model's shapes. The
 output convs, whose channels are per class, are loaded only when the classes agree: by name
 where the file names them (the same names in another order are remapped channel by
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from yolov4.checkpoint import read_checkpoint, trained_weights
-from yolov4.darknet import conv_layers, read_darknet_arrays, unit_tensors
+from yolov4.darknet.weights import conv_layers, read_darknet_arrays, unit_tensors
 from yolov4.model import YOLO_V4
+from yolov4.training.checkpoint import read_checkpoint, trained_weights
 
 
 @dataclass

@@ -14,7 +14,7 @@ set is never trained on (``yolov4.data.splits``); ``splits.txt`` says where both
 from and lists the validation images.
 
 Fine-tuning: ``weights`` starts the model from a darknet ``.weights`` file or one of our
-checkpoints, layer by layer where it fits (``yolov4.pretrained``), and ``freeze`` keeps the
+checkpoints, layer by layer where it fits (``yolov4.training.pretrained``), and ``freeze`` keeps the
 backbone (or darknet's first N layers) as loaded, as darknet's ``stopbackward`` keeps the
 layers before it: their parameters get no gradient and are not given to the optimizer, and
 they run in inference mode, so their BatchNorms normalize with their running statistics and
@@ -29,8 +29,8 @@ A checkpoint holds the model, optimizer, scheduler, EMA, epoch, random state, co
 history, so ``resume`` continues exactly: batches are drawn from generators seeded by
 (seed, epoch, batch), and everything else that evolves is in the file.
 
-The settings are ``yolov4.train_config.TrainConfig``, the weight average ``yolov4.ema.EMA``,
-the models by name ``yolov4.model.build_model``; ``yolov4.checkpoint`` reads a checkpoint back.
+The settings are ``yolov4.training.settings.TrainConfig``, the weight average ``yolov4.training.ema.EMA``,
+the models by name ``yolov4.model.build_model``; ``yolov4.training.checkpoint`` reads a checkpoint back.
 """
 
 from __future__ import annotations
@@ -51,21 +51,21 @@ from minilucid.data_parallel import ForkedReplicas, can_fork, usable_cores
 from minilucid.optim import lr_scheduler
 from minilucid.serialization import write_text_atomically
 from yolov4.anchors import fit_anchors
-from yolov4.checkpoint import RUN_KEYS, WEIGHTS_KEYS, load_weights, read_checkpoint
-from yolov4.config import YOLO_V4Config
-from yolov4.darknet import conv_layers
+from yolov4.darknet.weights import conv_layers
 from yolov4.data.loader import DetectionLoader
 from yolov4.data.shapes import shapes_dataset
 from yolov4.data.splits import describe, read_splits
-from yolov4.ema import EMA
-from yolov4.evaluate import evaluate_model, map_settings
+from yolov4.evaluation.evaluate import evaluate_model, map_settings
+from yolov4.evaluation.plots import plot_history
 from yolov4.files import check_not_inputs, check_writable
 from yolov4.model import YOLO_V4, build_model
-from yolov4.plots import plot_history
-from yolov4.pretrained import load_layers
+from yolov4.model_config import YOLO_V4Config
 from yolov4.regularize import reset_cross_minibatch_norm, self_adversarial_images
-from yolov4.runs import run_folder
-from yolov4.train_config import MODEL_SETTINGS, TrainConfig, changes_on_resume, stored_config
+from yolov4.training.checkpoint import RUN_KEYS, WEIGHTS_KEYS, load_weights, read_checkpoint
+from yolov4.training.ema import EMA
+from yolov4.training.pretrained import load_layers
+from yolov4.training.runs import run_folder
+from yolov4.training.settings import MODEL_SETTINGS, TrainConfig, changes_on_resume, stored_config
 
 
 def frozen_part(model: YOLO_V4, freeze: str | int | None) -> list[lucid.nn.Module]:
@@ -260,7 +260,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
-        """Everything ``resume`` needs to continue exactly (``yolov4.checkpoint`` reads it back)."""
+        """Everything ``resume`` needs to continue exactly (``yolov4.training.checkpoint`` reads it back)."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
