@@ -44,6 +44,7 @@ import mmap
 import multiprocessing
 import os
 import select
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -56,8 +57,11 @@ from minilucid.nn.functional import norm
 
 # How often a waiting replica checks that its parent still lives, in seconds.
 PARENT_CHECK_SECONDS = 1.0
-# How long a process waits at a BatchNorm for the others before it gives up (one of them died).
+# How long a process waits at a BatchNorm for the others before it gives up (one of them died),
+# counting only the time it ran (``wait_readable``).
 EXCHANGE_TIMEOUT_SECONDS = 300.0
+# A wait polls in slices this long; a slice that took far longer was spent stopped.
+WAIT_SLICE_SECONDS = 1.0
 # Values one process can put into one exchange: a BatchNorm's three statistics of 4096 channels.
 EXCHANGE_SLOT_SIZE = 3 * 4096 + 1
 
@@ -154,13 +158,31 @@ class BatchExchange:
         waiting = select.poll()  # poll, not select: select cannot watch a descriptor numbered past 1023
         waiting.register(pipe, select.POLLIN)
         while True:
-            if not waiting.poll(EXCHANGE_TIMEOUT_SECONDS * 1000):
-                raise TimeoutError(f"process {other} sharing the mini-batch did not reach the next BatchNorm")
+            if not wait_readable(lambda seconds: bool(waiting.poll(seconds * 1000)), EXCHANGE_TIMEOUT_SECONDS):
+                raise TimeoutError(
+                    f"process {other} sharing the mini-batch did not reach the next BatchNorm "
+                    f"in {EXCHANGE_TIMEOUT_SECONDS:g} s of waiting"
+                )
             byte = os.read(pipe, 1)[0]
             if byte == self.tag:
                 return
             if byte == self.tag | 0x80:
                 raise ExchangeAborted(f"process {other} sharing the mini-batch failed")
+
+
+def wait_readable(poll: Callable[[float], bool], timeout: float, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Whether ``poll(seconds)`` finds its pipe readable within ``timeout`` seconds of waiting.
+    Only the time the process ran counts: each poll counts at most the slice it asked for, so
+    the time a stopped job (Ctrl-Z, SIGSTOP) spent stopped inside a poll is not waiting. Its
+    other processes were stopped with it, and the run goes on when it is continued, instead of
+    timing out at its first BatchNorm. The obvious ``poll(timeout)`` counts the stop."""
+    waited = 0.0
+    while waited < timeout:
+        started = clock()
+        if poll(WAIT_SLICE_SECONDS):
+            return True
+        waited += min(clock() - started, WAIT_SLICE_SECONDS)
+    return False
 
 
 class ReplicaError(RuntimeError):

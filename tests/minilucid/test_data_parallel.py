@@ -2,6 +2,7 @@
 process's, errors come back as themselves, and no replica outlives its parent."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import minilucid as lucid
-from minilucid.data_parallel import ForkedReplicas, usable_cores
+from minilucid.data_parallel import WAIT_SLICE_SECONDS, ForkedReplicas, usable_cores, wait_readable
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forked replicas need fork(); this OS has none")
 
@@ -146,6 +147,66 @@ def test_a_killed_parent_leaves_no_replica_behind(tmp_path):
         alive = [pid for pid in alive if running(pid)]
         time.sleep(0.2)
     assert not alive, f"replicas {alive} outlived their killed parent"
+
+
+def test_a_wait_counts_only_the_time_it_ran():
+    """A poll that returns long after the slice it asked for was stopped (Ctrl-Z) with the
+    other processes: that time is not waiting, so the wait goes on; running time still ends it."""
+    now = [0.0]
+
+    def poll_that(advance, answers):
+        def poll(seconds):
+            now[0] += advance(seconds)
+            return answers.pop(0)
+
+        return poll
+
+    stopped_an_hour = poll_that(lambda seconds: 3600.0, [False, True])
+    assert wait_readable(stopped_an_hour, timeout=300.0, clock=lambda: now[0])
+    calls = [False] * 1000
+    never = poll_that(lambda seconds: seconds, calls)
+    assert not wait_readable(never, timeout=300.0, clock=lambda: now[0])
+    assert len(calls) == 1000 - 300 / WAIT_SLICE_SECONDS  # it waited 300 s of slices, then gave up
+
+
+def test_two_processes_stopped_longer_than_the_timeout_go_on_when_continued():
+    """Ctrl-Z on a two-process run, ``fg`` minutes later: the process waiting at a BatchNorm
+    goes on instead of timing out (here with a 2-second timeout and a 4-second stop)."""
+    script = textwrap.dedent(
+        """
+        import time
+        import numpy as np
+        import minilucid as lucid
+        from minilucid import data_parallel
+        data_parallel.EXCHANGE_TIMEOUT_SECONDS, data_parallel.WAIT_SLICE_SECONDS = 2.0, 0.25
+        lucid.random.seed(0)
+        model = lucid.nn.Sequential(lucid.nn.Conv2d(3, 4, 3, padding=1), lucid.nn.BatchNorm2d(4)).train()
+        x = np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32)
+        def work(part, late):
+            time.sleep(late)  # the replica comes late: this process waits for it at the BatchNorm
+            out = model(lucid.Tensor(part))
+            (out * out).sum().backward()
+            return 0.0
+        with data_parallel.ForkedReplicas(list(model.parameters()), 1, work) as forked:
+            print("running", flush=True)
+            forked.run(lambda: work(x[:2], 0.0), [(x[2:], 1.0)])
+        print("done", flush=True)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout.readline().strip() == "running"
+    time.sleep(0.5)  # this process waits at the first BatchNorm, the replica sleeps
+    os.killpg(child.pid, signal.SIGSTOP)
+    time.sleep(4.0)
+    os.killpg(child.pid, signal.SIGCONT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0 and out.strip() == "done", err[-500:]
 
 
 def running(pid):
