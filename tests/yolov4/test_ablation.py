@@ -17,6 +17,7 @@ from yolov4.training.ablation import (
     file_rows,
     markdown,
     named_rows,
+    slug,
     verdict,
 )
 from yolov4.training.settings import TrainConfig
@@ -288,3 +289,30 @@ def test_ablate_baseline_and_ls_for_one_epoch_through_the_command_line(tmp_path)
     assert not (out / "runs" / "baseline-seed0" / "last.npz").exists()  # checkpoints are not kept
     assert "| +ls |" in (out / "ablation.md").read_text()
     assert set(SWITCHES) >= {"s", "m", "it", "ga", "ls", "cbn", "ca", "dm", "oa", "mse", "giou", "diou", "ciou"}
+
+
+def test_the_measured_table_in_the_docs_is_the_commands_on_the_demos_settings(tmp_path):
+    """docs/ablation.md's measured table is what ``ablate --seeds 3`` writes from the results kept
+    in docs/ablation-run: each row measured has its three seeds, each made with the demo's
+    settings as they are now (ablate refuses a stored result made with other settings, as on a
+    resume), and the page shows every such row as the command wrote it."""
+    from pathlib import Path
+    from shutil import copytree
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    folder = copytree(docs / "ablation-run", tmp_path / "ablate")
+    stored = {path.stem for path in (folder / "results").glob("*.json")}
+    rows = named_rows(None, DEMO, None)
+    measured = [row for row in rows if f"{slug(row.name)}-seed{DEMO['seed']}" in stored]
+    assert measured and measured[0].name == "baseline", "the table is read against its baseline"
+
+    def must_not_train(settings, out):
+        raise AssertionError(f"{out.name} is missing from docs/ablation-run/results")
+
+    table = ablate(measured, folder, seeds=3, base_seed=DEMO["seed"], run=must_not_train, say=lambda line: None)
+    assert all(len(row["runs"]) == 3 for row in table["rows"])
+    written = (docs / "ablation-run" / "ablation.md").read_text(encoding="utf-8").splitlines()
+    page = (docs / "ablation.md").read_text(encoding="utf-8").splitlines()
+    for line in markdown(table).splitlines()[4:]:  # the measured rows, without the header
+        assert line in written, f"docs/ablation-run/ablation.md is not the table its results make: {line}"
+        assert line in page, f"docs/ablation.md lacks the measured row {line}"
