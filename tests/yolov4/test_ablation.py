@@ -293,9 +293,10 @@ def test_ablate_baseline_and_ls_for_one_epoch_through_the_command_line(tmp_path)
 
 def test_the_measured_table_in_the_docs_is_the_commands_on_the_demos_settings(tmp_path):
     """docs/ablation.md's measured table is what ``ablate --seeds 3`` writes from the results kept
-    in docs/ablation-run: each row measured has its three seeds, each made with the demo's
-    settings as they are now (ablate refuses a stored result made with other settings, as on a
-    resume), and the page shows every such row as the command wrote it."""
+    in docs/ablation-run: every row of the default table has its three seeds, each made with the
+    demo's settings as they are now (ablate refuses a stored result made with other settings, as
+    on a resume), and the page shows every row as the command wrote it; so too for the page's
+    second table, the demo's own settings with MSE and with CIoU."""
     from pathlib import Path
     from shutil import copytree
 
@@ -305,6 +306,7 @@ def test_the_measured_table_in_the_docs_is_the_commands_on_the_demos_settings(tm
     rows = named_rows(None, DEMO, None)
     measured = [row for row in rows if f"{slug(row.name)}-seed{DEMO['seed']}" in stored]
     assert measured and measured[0].name == "baseline", "the table is read against its baseline"
+    assert len(measured) == len(rows), f"not measured: {[row.name for row in rows if row not in measured]}"
 
     def must_not_train(settings, out):
         raise AssertionError(f"{out.name} is missing from docs/ablation-run/results")
@@ -315,4 +317,11 @@ def test_the_measured_table_in_the_docs_is_the_commands_on_the_demos_settings(tm
     page = (docs / "ablation.md").read_text(encoding="utf-8").splitlines()
     for line in markdown(table).splitlines()[4:]:  # the measured rows, without the header
         assert line in written, f"docs/ablation-run/ablation.md is not the table its results make: {line}"
+        assert line in page, f"docs/ablation.md lacks the measured row {line}"
+
+    # The page's second table: the demo's own settings (S, IT and CA on) with MSE and with CIoU.
+    demo_rows = named_rows("baseline,+s+it+ca,+s+it+ca+ciou", DEMO, None)
+    folder = copytree(docs / "ablation-run", tmp_path / "demo-rows")
+    table = ablate(demo_rows, folder, seeds=3, base_seed=DEMO["seed"], run=must_not_train, say=lambda line: None)
+    for line in markdown(table).splitlines()[4:]:
         assert line in page, f"docs/ablation.md lacks the measured row {line}"
